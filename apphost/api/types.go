@@ -1,0 +1,97 @@
+package api
+
+import (
+	"time"
+
+	"github.com/appfleet/appfleet/spec"
+)
+
+// App statuses, as DESIGN.md gives the lifecycle.
+const (
+	StatusPending   = "pending"
+	StatusStarting  = "starting"
+	StatusRunning   = "running"
+	StatusStopping  = "stopping"
+	StatusStopped   = "stopped"
+	StatusMigrating = "migrating"
+	StatusError     = "error"
+)
+
+// Error codes carried in ErrorBody.Code.
+const (
+	CodeInvalid       = "invalid"        // 400
+	CodeUnauthorized  = "unauthorized"   // 401
+	CodeForbidden     = "forbidden"      // 403
+	CodeNotFound      = "not_found"      // 404
+	CodeDataLoss      = "data_loss"      // 409: the change loses data and the request did not allow it
+	CodeConflict      = "conflict"       // 409: If-Match does not match the current generation
+	CodeUnavailable   = "unavailable"    // 503: stopped, hibernating failed, or over its limit
+	CodeInternal      = "internal"       // 500
+	CodeLimitExceeded = "limit_exceeded" // 503: maxInFlight reached
+)
+
+// HeaderIfMatch carries the generation a write expects to replace; HeaderGeneration answers it.
+const (
+	HeaderIfMatch    = "If-Match"
+	HeaderGeneration = "ETag"
+)
+
+// QueryAllowDataLoss is the query parameter of PUT /v1/apps/{name} that lets a migration drop data.
+const QueryAllowDataLoss = "allowDataLoss"
+
+// PutAppRequest is the body of PUT /v1/apps/{name}. Spec's secrets carry resolved values.
+type PutAppRequest struct {
+	Spec spec.AppSpec `json:"spec"`
+	// Labels are the app's metadata labels; the control plane keeps its fleet ownership there.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// App is what every read of an app returns. Spec's secrets are SHA256 hashes (spec.SecretHash with
+// the app's name as salt), never values.
+type App struct {
+	Name       string            `json:"name"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Spec       spec.AppSpec      `json:"spec"`
+	Generation int64             `json:"generation"`
+	Status     string            `json:"status"`
+	Error      string            `json:"error,omitempty"`
+	Stats      AppStats          `json:"stats"`
+}
+
+// AppStats are counters of one app since the runtime started.
+type AppStats struct {
+	Requests    int64      `json:"requests"`
+	Errors      int64      `json:"errors"`
+	Panics      int64      `json:"panics"`
+	Rejected    int64      `json:"rejected"` // answered 503 by the bulkhead
+	InFlight    int64      `json:"inFlight"`
+	Hibernating bool       `json:"hibernating"`
+	LastRequest *time.Time `json:"lastRequest,omitempty"`
+}
+
+// AppList is the body of GET /v1/apps.
+type AppList struct {
+	Apps []App `json:"apps"`
+}
+
+// Runtime is the body of GET /v1/runtime.
+type Runtime struct {
+	Name          string         `json:"name"`
+	Version       string         `json:"version"`
+	StartedAt     time.Time      `json:"startedAt"`
+	UptimeSeconds float64        `json:"uptimeSeconds"`
+	Apps          map[string]int `json:"apps"` // count by status, plus "total"
+	MemoryBytes   uint64         `json:"memoryBytes"`
+}
+
+// ErrorBody is the body of every error answer: {"error": {...}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong; Details lists one line per problem (for example each data-losing change).
+type ErrorDetail struct {
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
+	Details []string `json:"details,omitempty"`
+}

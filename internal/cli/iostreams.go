@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"bytes"
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// IOStreams are the streams a command reads and writes, and what it knows about the terminal.
+type IOStreams struct {
+	In     io.Reader
+	Out    io.Writer // data
+	ErrOut io.Writer // progress and diagnostics
+
+	stdinTTY  bool
+	stdoutTTY bool
+	stderrTTY bool
+	color     bool
+}
+
+// SystemIO returns the process's streams. Colour is on when stdout is a terminal and NO_COLOR is unset.
+func SystemIO() *IOStreams {
+	s := &IOStreams{
+		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
+		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	_, noColor := os.LookupEnv("NO_COLOR")
+	s.color = s.stdoutTTY && !noColor && os.Getenv("TERM") != "dumb"
+	return s
+}
+
+// TestIO returns streams backed by buffers; tty makes them claim to be a terminal (without colour).
+func TestIO(tty bool) (*IOStreams, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
+	in, out, errOut := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IOStreams{In: in, Out: out, ErrOut: errOut, stdinTTY: tty, stdoutTTY: tty, stderrTTY: tty}, in, out, errOut
+}
+
+// CanPrompt reports whether a person can answer a question: stdin and stderr are terminals.
+func (s *IOStreams) CanPrompt() bool { return s.stdinTTY && s.stderrTTY }
+
+// IsStdoutTTY reports whether stdout is a terminal.
+func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
+
+// IsStderrTTY reports whether stderr is a terminal (live progress is drawn only then).
+func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
+
+// ColorEnabled reports whether output may carry ANSI colour.
+func (s *IOStreams) ColorEnabled() bool { return s.color }
+
+// SetColorEnabled turns colour on or off (--no-color turns it off).
+func (s *IOStreams) SetColorEnabled(on bool) { s.color = on }

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Factory carries what every command needs: streams and the global flags.
+type Factory struct {
+	IO *IOStreams
+	// StateDir is --state-dir (or APPFLEET_STATE_DIR); empty means ".appfleet" beside the manifests.
+	StateDir string
+	NoColor  bool
+}
+
+// Main runs the command line and returns the process exit code.
+func Main() int {
+	f := &Factory{IO: SystemIO()}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, f, os.Args[1:])
+}
+
+// Run executes one command line with the given factory; tests call it in-process.
+func Run(ctx context.Context, f *Factory, args []string) int {
+	root := NewRootCmd(f)
+	root.SetArgs(args)
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
+	root.SetErr(f.IO.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ErrInterrupted) {
+		err = fmt.Errorf("%w: %w", ErrInterrupted, err)
+	}
+	if shouldPrint(err) {
+		fmt.Fprintf(f.IO.ErrOut, "Error: %v\n", err)
+	}
+	return exitCode(err)
+}
+
+// NewRootCmd builds the command tree.
+func NewRootCmd(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "appfleet",
+		Short: "Declare, plan and apply fleets of isolated apps",
+		Long: `appfleet runs fleets of isolated business apps. Declare environments and apps in YAML;
+appfleet compares that with what really runs, prints a plan, and applies it.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			if f.NoColor {
+				f.IO.SetColorEnabled(false)
+			}
+		},
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())
+	})
+	cmd.PersistentFlags().StringVar(&f.StateDir, "state-dir", os.Getenv("APPFLEET_STATE_DIR"),
+		"directory for appfleet's state (env APPFLEET_STATE_DIR; default .appfleet beside the manifests)")
+	cmd.PersistentFlags().BoolVar(&f.NoColor, "no-color", false, "disable colour in output (also NO_COLOR)")
+
+	cmd.AddCommand(
+		newVersionCmd(f),
+	)
+	return cmd
+}

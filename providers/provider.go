@@ -1,0 +1,86 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/appfleet/appfleet/spec"
+)
+
+// ErrNotFound is what Observe returns when the environment's runtime does not exist.
+var ErrNotFound = errors.New("runtime not found")
+
+// Labels a provider puts on what it creates, so List can find what a fleet owns.
+const (
+	LabelFleet       = "appfleet.dev/fleet"
+	LabelEnvironment = "appfleet.dev/environment"
+	LabelSpecHash    = "appfleet.dev/spec-hash"
+)
+
+// Endpoint is how the control plane reaches a runtime's management API.
+type Endpoint struct {
+	URL   string `json:"url"` // base URL, e.g. http://127.0.0.1:7410
+	Token string `json:"-"`   // bearer token; never printed
+}
+
+// ResourceChange is one change a provider's own planner (Terraform) would make, shown nested under the environment.
+type ResourceChange struct {
+	Address string `json:"address"`
+	Action  string `json:"action"` // create, update, delete, replace, no-op
+}
+
+// Observed is what a provider sees of one environment's runtime.
+type Observed struct {
+	Environment string `json:"environment"`
+	Fleet       string `json:"fleet"`
+	Provider    string `json:"provider"`
+	// Running is false when the runtime exists (data, container) but its process is not up.
+	Running  bool     `json:"running"`
+	Endpoint Endpoint `json:"endpoint"`
+	// SpecHash is spec.Environment.SpecHash of the spec the runtime was last applied with.
+	SpecHash string `json:"specHash"`
+	// Detail is provider-specific, for display only (pid, container id, ...).
+	Detail map[string]string `json:"detail,omitempty"`
+	// Changes are what the provider's own planner would change (Terraform); empty elsewhere.
+	Changes []ResourceChange `json:"changes,omitempty"`
+}
+
+// Provider starts, observes and removes runtimes of one kind. App-level work goes through the runtime API.
+type Provider interface {
+	Observe(ctx context.Context, env spec.Environment) (Observed, error) // ErrNotFound when absent
+	Apply(ctx context.Context, env spec.Environment) (Endpoint, error)   // create or converge
+	Destroy(ctx context.Context, env spec.Environment) error
+	List(ctx context.Context, fleet string) ([]Observed, error) // what this fleet owns, for --prune
+}
+
+// Config is what every provider is built with.
+type Config struct {
+	// Fleet is the name of the fleet that owns what the provider creates.
+	Fleet string
+	// StateDir is the fleet's state directory; a provider keeps its files under StateDir/environments/<name>.
+	StateDir string
+	// Binary is the appfleet executable a provider runs as the runtime; empty means this process's own.
+	Binary string
+}
+
+// Factory builds a provider from its config.
+type Factory func(cfg Config) (Provider, error)
+
+// Registry maps provider names (spec.ProviderLocal, ...) to factories.
+type Registry map[string]Factory
+
+// New builds the named provider.
+func (r Registry) New(name string, cfg Config) (Provider, error) {
+	f, ok := r[name]
+	if !ok {
+		names := make([]string, 0, len(r))
+		for n := range r {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("provider %q is not available in this build (available: %v)", name, names)
+	}
+	return f(cfg)
+}
