@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/appfleet/appfleet/plan"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -26,10 +27,7 @@ type Endpoint struct {
 }
 
 // ResourceChange is one change a provider's own planner (Terraform) would make, shown nested under the environment.
-type ResourceChange struct {
-	Address string `json:"address"`
-	Action  string `json:"action"` // create, update, delete, replace, no-op
-}
+type ResourceChange = plan.NestedChange
 
 // Observed is what a provider sees of one environment's runtime.
 type Observed struct {
