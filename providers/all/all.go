@@ -1,0 +1,14 @@
+package all
+
+import (
+	"github.com/appfleet/appfleet/providers"
+	"github.com/appfleet/appfleet/providers/local"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// Registry returns a new registry of every provider in this build, keyed by spec.Provider* names.
+func Registry() providers.Registry {
+	return providers.Registry{
+		spec.ProviderLocal: local.New,
+	}
+}

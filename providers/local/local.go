@@ -1,0 +1,321 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/appfleet/appfleet/providers"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// Bounds of the runtime's lifecycle. A runtime answers /readyz as soon as it listens, so 15 s is ample;
+// a graceful stop closes every app's database, which may take a few seconds with many apps.
+const (
+	defaultReadyTimeout = 15 * time.Second
+	defaultStopGrace    = 10 * time.Second
+	logTailLines        = 20
+)
+
+// Provider runs runtimes as detached processes on this machine.
+type Provider struct {
+	fleet    string
+	stateDir string // absolute: the runtime runs in another directory and pid checks compare paths
+	binary   string
+
+	readyTimeout time.Duration
+	stopGrace    time.Duration
+}
+
+var _ providers.Provider = (*Provider)(nil)
+
+// New returns the local provider for cfg. cfg.Binary, when empty, is this process's own executable.
+func New(cfg providers.Config) (providers.Provider, error) {
+	if cfg.Fleet == "" {
+		return nil, errors.New("local provider: no fleet name")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("local provider: no state dir")
+	}
+	stateDir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("local provider: state dir: %w", err)
+	}
+	bin := cfg.Binary
+	if bin == "" {
+		if bin, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("local provider: find the appfleet executable: %w", err)
+		}
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return nil, fmt.Errorf("local provider: binary: %w", err)
+	}
+	return &Provider{
+		fleet:        cfg.Fleet,
+		stateDir:     stateDir,
+		binary:       bin,
+		readyTimeout: defaultReadyTimeout,
+		stopGrace:    defaultStopGrace,
+	}, nil
+}
+
+// dirs returns the environment's paths, refusing a name that would escape the state dir (the manifest
+// validator already requires DNS labels; this guards callers that skip it).
+func (p *Provider) dirs(name string) (envDirs, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return envDirs{}, fmt.Errorf("environment %q: not a valid environment name", name)
+	}
+	return newEnvDirs(p.stateDir, name), nil
+}
+
+// Observe reports the runtime of env as its state file and process table show it.
+func (p *Provider) Observe(_ context.Context, env spec.Environment) (providers.Observed, error) {
+	d, err := p.dirs(env.Metadata.Name)
+	if err != nil {
+		return providers.Observed{}, err
+	}
+	st, ok, err := readState(d.state)
+	if err != nil {
+		return providers.Observed{}, fmt.Errorf("environment %q: %w", env.Metadata.Name, err)
+	}
+	if !ok {
+		return providers.Observed{}, fmt.Errorf("environment %q: %w", env.Metadata.Name, providers.ErrNotFound)
+	}
+	return p.observed(env.Metadata.Name, d, st), nil
+}
+
+func (p *Provider) observed(name string, d envDirs, st runtimeState) providers.Observed {
+	running := alive(st.PID, d.data)
+	detail := map[string]string{
+		"dataDir": d.data,
+		"log":     d.log,
+		"listen":  st.Listen,
+		"binary":  st.Binary,
+	}
+	if running {
+		detail["pid"] = strconv.Itoa(st.PID)
+		detail["startedAt"] = st.StartedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return providers.Observed{
+		Environment: name,
+		Fleet:       st.Fleet,
+		Provider:    spec.ProviderLocal,
+		Running:     running,
+		Endpoint:    providers.Endpoint{URL: endpointURL(st.Listen), Token: readToken(d.token)},
+		SpecHash:    st.SpecHash,
+		Detail:      detail,
+	}
+}
+
+// Apply makes the runtime of env run with env's settings: it starts it when absent or dead, restarts it
+// when the spec hash changed, and does nothing when it already runs as declared. Data is always kept.
+func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.Endpoint, error) {
+	name := env.Metadata.Name
+	d, err := p.dirs(name)
+	if err != nil {
+		return providers.Endpoint{}, err
+	}
+	fail := func(step string, err error) (providers.Endpoint, error) {
+		return providers.Endpoint{}, fmt.Errorf("environment %q: %s: %w", name, step, err)
+	}
+	if err := os.MkdirAll(d.data, 0o700); err != nil {
+		return fail("create data dir", err)
+	}
+	token, err := ensureToken(d.token)
+	if err != nil {
+		return fail("create token", err)
+	}
+	prev, _, err := readState(d.state)
+	if err != nil {
+		return fail("read state", err)
+	}
+	want := env.SpecHash()
+	if alive(prev.PID, d.data) {
+		if prev.SpecHash == want {
+			url := endpointURL(prev.Listen)
+			// It may still be starting (another apply just launched it); it must answer before we say done.
+			if err := waitReady(ctx, url, token, nil, p.readyTimeout); err != nil {
+				return fail("runtime (pid "+strconv.Itoa(prev.PID)+")", fmt.Errorf("%w; see %s", err, d.log))
+			}
+			return providers.Endpoint{URL: url, Token: token}, nil
+		}
+		// Refuse before stopping a working runtime when the address it would move to is taken.
+		if env.Spec.Local != nil && env.Spec.Local.Listen != "" && env.Spec.Local.Listen != prev.Listen {
+			if err := addrFree(env.Spec.Local.Listen); err != nil {
+				return fail("restart runtime with new settings", fmt.Errorf("listen address %s (spec.local.listen) is not available: %w; stop what uses it or declare another address", env.Spec.Local.Listen, err))
+			}
+		}
+		if err := stopProcess(prev.PID, d.data, p.stopGrace); err != nil {
+			return fail("restart runtime with new settings", err)
+		}
+	}
+	st, err := p.start(ctx, env, d, prev, token)
+	if err != nil {
+		return fail("start runtime", err)
+	}
+	return providers.Endpoint{URL: endpointURL(st.Listen), Token: token}, nil
+}
+
+// listenAddr picks the address to start on: the declared one, else the one kept from an earlier start,
+// else a free loopback port. A declared address in use is an error naming it; a kept one that something
+// else took meanwhile is silently replaced, since nobody asked for it.
+func (p *Provider) listenAddr(env spec.Environment, prev runtimeState) (string, error) {
+	if env.Spec.Local != nil && env.Spec.Local.Listen != "" {
+		addr := env.Spec.Local.Listen
+		if err := addrFree(addr); err != nil {
+			return "", fmt.Errorf("listen address %s (spec.local.listen) is not available: %w; stop what uses it or declare another address", addr, err)
+		}
+		return addr, nil
+	}
+	if prev.Listen != "" && addrFree(prev.Listen) == nil {
+		return prev.Listen, nil
+	}
+	return freeLoopbackAddr()
+}
+
+// start launches the runtime detached and waits until it is ready. On failure it leaves no process behind
+// and the error carries the end of the runtime's log.
+func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, prev runtimeState, token string) (runtimeState, error) {
+	addr, err := p.listenAddr(env, prev)
+	if err != nil {
+		return runtimeState{}, err
+	}
+	args := []string{"runtime", "serve",
+		"--data-dir", d.data,
+		"--listen", addr,
+		"--token-file", d.token,
+		"--name", p.fleet + "-" + env.Metadata.Name,
+	}
+	if idle := env.Spec.Runtime.IdleTimeout.Duration; idle > 0 {
+		args = append(args, "--idle-timeout", idle.String())
+	}
+
+	logf, err := os.OpenFile(d.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return runtimeState{}, err
+	}
+	defer logf.Close() // the runtime has its own descriptor once started
+	offset, _ := logf.Seek(0, 2)
+	fmt.Fprintf(logf, "--- %s appfleet starts: %s %s\n", time.Now().UTC().Format(time.RFC3339), p.binary, strings.Join(args, " "))
+
+	// Not exec.CommandContext: the runtime must outlive this process and its context.
+	cmd := exec.Command(p.binary, args...)
+	cmd.Dir = d.root
+	cmd.Stdin = nil // /dev/null
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// Its own session: no controlling terminal, so Ctrl-C on an apply and the end of the shell that ran it
+	// never reach the runtime.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return runtimeState{}, fmt.Errorf("run %s: %w", p.binary, err)
+	}
+	// Reap the process if it ever exits while this process lives (a long-running watch daemon, tests), so
+	// it does not linger as a zombie; and learn at once when it dies during start. Nothing ever blocks on
+	// it: when this process exits first, init adopts the runtime.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	st := runtimeState{
+		Fleet:       p.fleet,
+		Environment: env.Metadata.Name,
+		PID:         cmd.Process.Pid,
+		Listen:      addr,
+		SpecHash:    env.SpecHash(),
+		StartedAt:   time.Now().UTC(),
+		Binary:      p.binary,
+		DataDir:     d.data,
+	}
+	// Record the pid before waiting, so that a later apply finds this process even if this one is killed.
+	if err := writeState(d.state, st); err != nil {
+		_ = stopProcess(st.PID, d.data, p.stopGrace)
+		return runtimeState{}, fmt.Errorf("write %s: %w", d.state, err)
+	}
+	if err := waitReady(ctx, endpointURL(addr), token, exited, p.readyTimeout); err != nil {
+		_ = stopProcess(st.PID, d.data, p.stopGrace)
+		msg := fmt.Sprintf("%v (listen %s, log %s)", err, addr, d.log)
+		if tail := logTail(d.log, offset, logTailLines); tail != "" {
+			msg += "; last lines of the log:\n" + tail
+		}
+		return runtimeState{}, errors.New(msg)
+	}
+	return st, nil
+}
+
+// Destroy stops the runtime gracefully and archives the environment's directory, data included.
+// An environment that does not exist is already destroyed.
+func (p *Provider) Destroy(_ context.Context, env spec.Environment) error {
+	name := env.Metadata.Name
+	d, err := p.dirs(name)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(d.root); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	st, _, err := readState(d.state)
+	if err != nil {
+		return fmt.Errorf("environment %q: %w", name, err)
+	}
+	if err := stopProcess(st.PID, d.data, p.stopGrace); err != nil {
+		return fmt.Errorf("environment %q: %w", name, err)
+	}
+	archive, err := p.archivePath(name)
+	if err != nil {
+		return fmt.Errorf("environment %q: archive: %w", name, err)
+	}
+	if err := os.Rename(d.root, archive); err != nil {
+		return fmt.Errorf("environment %q: archive: %w", name, err)
+	}
+	return nil
+}
+
+// archivePath returns a new, unused <state-dir>/archive/environments/<name>-<UTC time> path.
+func (p *Provider) archivePath(name string) (string, error) {
+	parent := filepath.Join(p.stateDir, dirArchive, dirEnvironments)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", err
+	}
+	base := filepath.Join(parent, name+"-"+time.Now().UTC().Format("20060102T150405Z"))
+	path := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			return path, nil
+		}
+		path = base + "-" + strconv.Itoa(i)
+	}
+}
+
+// List returns every environment under the state dir that fleet owns, sorted by name.
+func (p *Provider) List(_ context.Context, fleet string) ([]providers.Observed, error) {
+	entries, err := os.ReadDir(filepath.Join(p.stateDir, dirEnvironments))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list local environments: %w", err)
+	}
+	var out []providers.Observed
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		d := newEnvDirs(p.stateDir, e.Name())
+		st, ok, err := readState(d.state)
+		if err != nil || !ok || st.Fleet != fleet {
+			continue // not a runtime this provider started for fleet
+		}
+		out = append(out, p.observed(e.Name(), d, st))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Environment < out[j].Environment })
+	return out, nil
+}

@@ -1,0 +1,209 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/appfleet/appfleet/apphost/api"
+)
+
+// alive reports whether pid is the runtime whose data dir is dataDir. Checking the command line, not
+// just that the pid exists, guards against a pid reused by an unrelated process after the runtime died;
+// it also treats a zombie (an exited child nobody reaped yet, whose command line is empty) as dead.
+func alive(pid int, dataDir string) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !procfs() {
+			// Without /proc there is no command line to check; existence is the best available answer.
+			return unix.Kill(pid, 0) == nil
+		}
+		return false
+	}
+	for _, arg := range bytes.Split(b, []byte{0}) {
+		if string(arg) == dataDir {
+			return true
+		}
+	}
+	return false
+}
+
+func procfs() bool {
+	_, err := os.Stat("/proc/self/cmdline")
+	return err == nil
+}
+
+// waitDead polls until the runtime is gone or the bound passes.
+func waitDead(pid int, dataDir string, bound time.Duration) bool {
+	deadline := time.Now().Add(bound)
+	for alive(pid, dataDir) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return true
+}
+
+// stopProcess stops the runtime gracefully: SIGTERM lets it close its databases; only when it has not
+// exited within grace does SIGKILL end it and anything it started (it leads its own process group).
+func stopProcess(pid int, dataDir string, grace time.Duration) error {
+	if !alive(pid, dataDir) {
+		return nil
+	}
+	if err := unix.Kill(pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("stop runtime (pid %d): %w", pid, err)
+	}
+	if waitDead(pid, dataDir, grace) {
+		return nil
+	}
+	_ = unix.Kill(-pid, unix.SIGKILL)
+	_ = unix.Kill(pid, unix.SIGKILL)
+	if waitDead(pid, dataDir, 5*time.Second) {
+		return nil
+	}
+	return fmt.Errorf("stop runtime (pid %d): still running after SIGKILL", pid)
+}
+
+// ensureToken returns the environment's bearer token, creating it on first use. The provider makes the
+// token itself, before the runtime starts, so it never has to read it back from the runtime.
+func ensureToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	// WriteFile keeps the mode of an existing (empty) file; the token must be private whatever was there.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// readToken returns the token, or "" when there is none.
+func readToken(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// freeLoopbackAddr asks the kernel for a free port on the loopback interface.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := l.Addr().String()
+	return addr, l.Close()
+}
+
+// addrFree reports whether something could listen on addr now.
+func addrFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+// endpointURL is the base URL a client on this machine uses for a runtime listening on addr: a runtime
+// listening on every interface is reached through loopback.
+func endpointURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		} else {
+			host = "127.0.0.1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// waitReady polls GET /readyz until it answers 200, the process exits, ctx ends or bound passes.
+func waitReady(ctx context.Context, url, token string, exited <-chan error, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	client := api.NewClient(url, token)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		probe, cancelProbe := context.WithTimeout(ctx, time.Second)
+		last = client.Ready(probe)
+		cancelProbe()
+		if last == nil {
+			return nil
+		}
+		select {
+		case err := <-exited:
+			if err == nil {
+				return errors.New("runtime exited before it was ready")
+			}
+			return fmt.Errorf("runtime exited before it was ready: %w", err)
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("runtime did not answer %s/readyz within %s (last: %v)", url, bound, last)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// logTail returns the last lines of the log written from offset on, for an error message.
+func logTail(path string, offset int64, lines int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	const maxBytes = 16 << 10
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	if st.Size()-offset > maxBytes {
+		offset = st.Size() - maxBytes
+	}
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, st.Size()-offset))
+	if err != nil {
+		return ""
+	}
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}

@@ -1,0 +1,229 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// DefaultObserveTimeout bounds one runtime's management API during observation when the caller gives none.
+const DefaultObserveTimeout = 10 * time.Second
+
+// observeParallelism bounds how many environments are observed at once: enough that a fleet of many
+// environments is observed in about the time of its slowest one, few enough not to exhaust descriptors.
+const observeParallelism = 16
+
+// Observation is everything Observe learns about a fleet.
+type Observation struct {
+	// Snapshot is what the planner reads.
+	Snapshot plan.Snapshot
+	// Endpoints are the management API endpoints (with tokens) of every environment that exists, by name,
+	// for the executor to act through.
+	Endpoints map[string]Endpoint
+	// Problems are failures that belong to no single environment, such as a provider that could not list
+	// what the fleet owns; undeclared environments may be missing from Snapshot because of them.
+	Problems []error
+}
+
+// ObserveFleet observes every declared environment and every environment the fleet owns but no longer
+// declares; see Observe. It never fails: what could not be observed is recorded in the snapshot.
+func ObserveFleet(ctx context.Context, reg Registry, cfg Config, envs []spec.Environment, timeout time.Duration) (plan.Snapshot, map[string]Endpoint) {
+	o := Observe(ctx, reg, cfg, envs, timeout)
+	return o.Snapshot, o.Endpoints
+}
+
+// Observe asks, in parallel, each declared environment's provider for its runtime and each running
+// runtime's management API for its apps, then every registered provider for the environments cfg.Fleet
+// owns that envs no longer declares (those are what prune removes). timeout bounds each runtime's API
+// (zero means DefaultObserveTimeout); ctx bounds everything.
+//
+// It never fails and never panics on a provider's behalf: a provider error or an unreachable runtime is
+// recorded in that environment's state (Error, Reachable false), so that a plan can show it.
+func Observe(ctx context.Context, reg Registry, cfg Config, envs []spec.Environment, timeout time.Duration) Observation {
+	if timeout <= 0 {
+		timeout = DefaultObserveTimeout
+	}
+	o := &observer{reg: reg, cfg: cfg, timeout: timeout, providers: map[string]*lazyProvider{}}
+	out := Observation{
+		Snapshot:  plan.Snapshot{Fleet: cfg.Fleet, Environments: map[string]plan.EnvironmentState{}},
+		Endpoints: map[string]Endpoint{},
+	}
+	var mu sync.Mutex
+	record := func(st plan.EnvironmentState, ep Endpoint) {
+		mu.Lock()
+		defer mu.Unlock()
+		out.Snapshot.Environments[st.Name] = st
+		if st.Exists && ep.URL != "" {
+			out.Endpoints[st.Name] = ep
+		}
+	}
+
+	declared := map[string]bool{}
+	for _, env := range envs {
+		declared[env.Metadata.Name] = true
+	}
+	sem := make(chan struct{}, observeParallelism)
+	var wg sync.WaitGroup
+	run := func(f func()) {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			f()
+		})
+	}
+
+	for _, env := range envs {
+		run(func() { record(o.declared(ctx, env)) })
+	}
+
+	// Undeclared environments: every registered provider kind, listed in parallel with the declared ones.
+	kinds := make([]string, 0, len(reg))
+	for k := range reg {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var problems []error
+	for _, kind := range kinds {
+		run(func() {
+			owned, err := o.list(ctx, kind)
+			if err != nil {
+				mu.Lock()
+				problems = append(problems, err)
+				mu.Unlock()
+				return
+			}
+			for _, obs := range owned {
+				if declared[obs.Environment] {
+					continue
+				}
+				run(func() { record(o.undeclared(ctx, obs)) })
+			}
+		})
+	}
+	wg.Wait()
+	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
+	out.Problems = problems
+	return out
+}
+
+type observer struct {
+	reg     Registry
+	cfg     Config
+	timeout time.Duration
+
+	mu        sync.Mutex
+	providers map[string]*lazyProvider
+}
+
+// lazyProvider builds each provider kind once, however many environments use it.
+type lazyProvider struct {
+	once sync.Once
+	p    Provider
+	err  error
+}
+
+func (o *observer) provider(kind string) (Provider, error) {
+	o.mu.Lock()
+	lp, ok := o.providers[kind]
+	if !ok {
+		lp = &lazyProvider{}
+		o.providers[kind] = lp
+	}
+	o.mu.Unlock()
+	lp.once.Do(func() {
+		defer func() {
+			if r := recover(); r != nil {
+				lp.err = fmt.Errorf("provider %q panicked while being built: %v", kind, r)
+			}
+		}()
+		lp.p, lp.err = o.reg.New(kind, o.cfg)
+	})
+	return lp.p, lp.err
+}
+
+func (o *observer) declared(ctx context.Context, env spec.Environment) (st plan.EnvironmentState, ep Endpoint) {
+	st = plan.EnvironmentState{Name: env.Metadata.Name, Provider: env.Spec.Provider}
+	defer recoverInto(&st)
+	p, err := o.provider(env.Spec.Provider)
+	if err != nil {
+		st.Error = err.Error()
+		return st, Endpoint{}
+	}
+	obs, err := p.Observe(ctx, env)
+	if errors.Is(err, ErrNotFound) {
+		return st, Endpoint{}
+	}
+	if err != nil {
+		st.Error = fmt.Sprintf("observe %s runtime: %v", env.Spec.Provider, err)
+		return st, Endpoint{}
+	}
+	return o.runtime(ctx, st, obs)
+}
+
+func (o *observer) undeclared(ctx context.Context, obs Observed) (st plan.EnvironmentState, ep Endpoint) {
+	st = plan.EnvironmentState{Name: obs.Environment, Provider: obs.Provider}
+	defer recoverInto(&st)
+	return o.runtime(ctx, st, obs)
+}
+
+// runtime fills st from what the provider observed and, when the runtime runs, from its management API.
+func (o *observer) runtime(ctx context.Context, st plan.EnvironmentState, obs Observed) (plan.EnvironmentState, Endpoint) {
+	st.Exists = true
+	st.Running = obs.Running
+	st.SpecHash = obs.SpecHash
+	st.Endpoint = obs.Endpoint.URL
+	st.Changes = obs.Changes
+	if !obs.Running {
+		return st, obs.Endpoint
+	}
+	if obs.Endpoint.URL == "" {
+		st.Error = "the provider reports the runtime running but gives no endpoint"
+		return st, obs.Endpoint
+	}
+	actx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	apps, err := api.NewClient(obs.Endpoint.URL, obs.Endpoint.Token).ListApps(actx)
+	if err != nil {
+		if actx.Err() == context.DeadlineExceeded {
+			err = fmt.Errorf("no answer within %s", o.timeout)
+		}
+		st.Error = fmt.Sprintf("runtime at %s is unreachable: %v", obs.Endpoint.URL, err)
+		return st, obs.Endpoint
+	}
+	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	st.Reachable = true
+	st.Apps = apps
+	return st, obs.Endpoint
+}
+
+func (o *observer) list(ctx context.Context, kind string) (owned []Observed, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("list %s environments of fleet %q: provider panicked: %v", kind, o.cfg.Fleet, r)
+		}
+	}()
+	p, err := o.provider(kind)
+	if err != nil {
+		return nil, fmt.Errorf("list %s environments of fleet %q: %w", kind, o.cfg.Fleet, err)
+	}
+	owned, err = p.List(ctx, o.cfg.Fleet)
+	if err != nil {
+		return nil, fmt.Errorf("list %s environments of fleet %q: %w", kind, o.cfg.Fleet, err)
+	}
+	return owned, nil
+}
+
+// recoverInto turns a provider's panic into the environment's error, so one faulty provider cannot take
+// the whole observation down.
+func recoverInto(st *plan.EnvironmentState) {
+	if r := recover(); r != nil {
+		st.Error = fmt.Sprintf("provider %q panicked: %v", st.Provider, r)
+	}
+}
