@@ -1,0 +1,548 @@
+package plan
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// Fingerprints of resources that were not seen.
+const (
+	FingerprintAbsent  = "absent"
+	FingerprintUnknown = "unknown"
+)
+
+// Build computes the plan that turns the Snapshot into what Desired declares.
+//
+// Build is pure and deterministic: no I/O, no clock, the same plan for the same inputs. It returns an
+// error and no plan when the inputs contradict each other (an app in an undeclared environment, a target
+// that names nothing). When the plan would delete or replace a protected app, Build returns the plan, for
+// display, together with a *BlockedError (errors.Is ErrBlocked) naming every such action: that plan must
+// not be applied.
+func Build(d Desired, s Snapshot, o Options) (*Plan, error) {
+	b := &builder{d: d, s: s, o: o, envs: map[string]spec.Environment{}, apps: map[string]spec.App{},
+		envActs: map[string]*Action{}, used: map[Address]bool{}}
+	if err := b.index(); err != nil {
+		return nil, err
+	}
+	targets, err := b.targets()
+	if err != nil {
+		return nil, err
+	}
+	b.planEnvironments()
+	b.planApps()
+	b.link()
+	acts := b.acts
+	if len(targets) > 0 {
+		acts = restrict(acts, targets)
+	}
+	sortActions(acts)
+	fleet := d.Fleet
+	if fleet == "" {
+		fleet = s.Fleet
+	}
+	p := &Plan{Fleet: fleet, Digest: d.Digest, Options: o, Actions: acts, Desired: stripSecrets(d)}
+	if p.Options.Targets != nil {
+		p.Options.Targets = slices.Clone(o.Targets)
+	}
+	if acts == nil {
+		p.Actions = []*Action{}
+	}
+	return p, p.Err()
+}
+
+type builder struct {
+	d       Desired
+	s       Snapshot
+	o       Options
+	envs    map[string]spec.Environment
+	apps    map[string]spec.App
+	envActs map[string]*Action
+	acts    []*Action
+	used    map[Address]bool
+	// claimed marks observed apps ("env/app") that a declared app accounts for.
+	claimed map[string]bool
+}
+
+func (b *builder) index() error {
+	var errs []error
+	for _, e := range b.d.Environments {
+		if _, dup := b.envs[e.Metadata.Name]; dup {
+			errs = append(errs, fmt.Errorf("environment %q is declared twice", e.Metadata.Name))
+		}
+		b.envs[e.Metadata.Name] = e
+	}
+	for _, a := range b.d.Apps {
+		if _, dup := b.apps[a.Metadata.Name]; dup {
+			errs = append(errs, fmt.Errorf("app %q is declared twice", a.Metadata.Name))
+		}
+		if _, ok := b.envs[a.Spec.Environment]; !ok {
+			errs = append(errs, fmt.Errorf("app %q: environment %q is not declared", a.Metadata.Name, a.Spec.Environment))
+		}
+		b.apps[a.Metadata.Name] = a
+	}
+	b.claimed = map[string]bool{}
+	return errors.Join(errs...)
+}
+
+// targets parses Options.Targets and checks each names something declared or observed.
+func (b *builder) targets() (map[Address]bool, error) {
+	if len(b.o.Targets) == 0 {
+		return nil, nil
+	}
+	known := map[Address]bool{}
+	for n := range b.envs {
+		known[EnvironmentAddress(n)] = true
+	}
+	for n := range b.apps {
+		known[AppAddress(n)] = true
+	}
+	for n, st := range b.s.Environments {
+		known[EnvironmentAddress(n)] = true
+		for _, a := range st.Apps {
+			known[AppAddress(a.Name)] = true
+		}
+	}
+	out := map[Address]bool{}
+	var errs []error
+	for _, t := range b.o.Targets {
+		a, err := ParseAddress(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target: %w", err))
+			continue
+		}
+		if !known[a] {
+			errs = append(errs, fmt.Errorf("target %q names nothing declared or observed", t))
+			continue
+		}
+		out[a] = true
+	}
+	return out, errors.Join(errs...)
+}
+
+func (b *builder) add(a *Action) *Action {
+	if b.used[a.Address] {
+		a.Address = Address(fmt.Sprintf("%s@%s", a.Address, a.Environment))
+	}
+	b.used[a.Address] = true
+	b.acts = append(b.acts, a)
+	return a
+}
+
+func (b *builder) envNames() []string {
+	seen := map[string]bool{}
+	var names []string
+	for n := range b.envs {
+		seen[n] = true
+		names = append(names, n)
+	}
+	for n := range b.s.Environments {
+		if !seen[n] {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (b *builder) planEnvironments() {
+	for _, name := range b.envNames() {
+		decl, declared := b.envs[name]
+		st, seen := b.s.Environments[name]
+		exists := seen && st.Exists
+		if !exists && (!declared || b.o.Destroy) {
+			continue
+		}
+		a := &Action{Address: EnvironmentAddress(name), ResourceType: TypeEnvironment, Name: name,
+			Fingerprint: envFingerprint(st, seen)}
+		if exists {
+			a.Provider = st.Provider
+			a.Before = &Object{SpecHash: st.SpecHash, Status: envStatus(st), Error: st.Error, Endpoint: st.Endpoint}
+			if !st.Reachable {
+				a.Warning = "unreachable"
+				if st.Error != "" {
+					a.Warning += ": " + st.Error
+				}
+			}
+		}
+		if declared {
+			a.Provider = decl.Spec.Provider
+			es := decl.Spec
+			a.After = &Object{Labels: decl.Metadata.Labels, Environment: &es, SpecHash: decl.SpecHash()}
+			a.Nested = st.Changes
+		}
+		switch {
+		case declared && b.o.Destroy:
+			a.Kind, a.Reason, a.After = Delete, "delete (runtime stopped, its data archived)", nil
+		case declared && !exists:
+			a.Kind, a.Reason = Create, fmt.Sprintf("create (%s runtime)", decl.Spec.Provider)
+			if st.Error != "" {
+				a.Warning = "could not be observed: " + st.Error
+			}
+		case declared && st.Provider != "" && st.Provider != decl.Spec.Provider:
+			a.Kind, a.Reason = Replace, fmt.Sprintf("replace (provider changes from %s to %s)", st.Provider, decl.Spec.Provider)
+			a.DataLoss = true
+			a.DataLossReasons = []string{"a new runtime starts empty"}
+			a.Blocked = fmt.Sprintf("changing an environment's provider is not supported; destroy it with --target %s, then apply", a.Address)
+		case declared && st.SpecHash != decl.SpecHash():
+			a.Kind, a.Reason = Update, "update (runtime settings changed; restarted with apps and data kept)"
+			a.Diffs = []FieldDiff{{Path: "specHash", Kind: FieldChange, Before: orNone(st.SpecHash), After: decl.SpecHash()}}
+		case declared && hasNested(st.Changes):
+			a.Kind, a.Reason = Update, fmt.Sprintf("update (%s plans changes; apps and data kept)", decl.Spec.Provider)
+		case declared && !st.Running:
+			a.Kind, a.Reason = Update, "update (runtime not running; started again with apps and data kept)"
+		case declared && !st.Reachable:
+			a.Kind, a.Reason = Update, "update (runtime not reachable; restarted with apps and data kept)"
+		case declared:
+			a.Kind, a.Reason = NoOp, "up to date"
+		case b.o.Prune:
+			a.Kind, a.Reason = Delete, "delete (not declared, pruned; runtime stopped, its data archived)"
+		default:
+			a.Kind, a.Reason = NoOp, "not declared"
+			a.Warning = joinWarn("not declared; kept, use --prune to delete", a.Warning)
+		}
+		if a.Kind == Delete && !st.Reachable {
+			a.Warning = joinWarn(a.Warning, "its apps could not be listed; they go with the runtime")
+		}
+		b.envActs[name] = b.add(a)
+	}
+}
+
+// observedApp is an app as one environment's runtime reports it.
+type observedApp struct {
+	env string
+	app *api.App
+}
+
+func (b *builder) observedApps() map[string][]observedApp {
+	out := map[string][]observedApp{}
+	for _, env := range b.envNames() {
+		st, ok := b.s.Environments[env]
+		if !ok || !st.Exists || !st.Reachable {
+			continue
+		}
+		for i := range st.Apps {
+			a := &st.Apps[i]
+			out[a.Name] = append(out[a.Name], observedApp{env: env, app: a})
+		}
+	}
+	return out
+}
+
+func (b *builder) planApps() {
+	obs := b.observedApps()
+	names := make([]string, 0, len(b.apps))
+	for n := range b.apps {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if a := b.planDeclaredApp(b.apps[name], obs[name]); a != nil {
+			b.add(a)
+		}
+	}
+	for _, env := range b.envNames() {
+		st, ok := b.s.Environments[env]
+		if !ok || !st.Exists || !st.Reachable {
+			continue
+		}
+		apps := slices.Clone(st.Apps)
+		slices.SortFunc(apps, func(x, y api.App) int { return cmp.Compare(x.Name, y.Name) })
+		for i := range apps {
+			if b.claimed[env+"/"+apps[i].Name] {
+				continue
+			}
+			b.add(b.planUndeclaredApp(env, &apps[i]))
+		}
+	}
+}
+
+func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
+	name, env := app.Metadata.Name, app.Spec.Environment
+	st := b.s.Environments[env]
+	exists, reachable := st.Exists, st.Exists && st.Reachable
+	want := app.Spec.Redacted(name)
+	a := &Action{Address: AppAddress(name), ResourceType: TypeApp, Name: name, Environment: env,
+		After: &Object{Labels: app.Metadata.Labels, App: &want}, Fingerprint: FingerprintAbsent}
+	var got *api.App
+	var from string
+	for _, c := range copies {
+		if c.env == env {
+			got = c.app
+		}
+	}
+	if got == nil && len(copies) > 0 && !b.o.Destroy {
+		got, from = copies[0].app, copies[0].env
+	}
+	if got != nil {
+		b.claimed[cmp.Or(from, env)+"/"+name] = true
+		before := got.Spec.Redacted(name)
+		a.Before = &Object{Labels: got.Labels, App: &before, Status: got.Status, Error: got.Error, Generation: got.Generation}
+		a.Fingerprint = appFingerprint(got)
+		a.ObservedGeneration = got.Generation
+	}
+
+	if b.o.Destroy {
+		switch {
+		case exists && !reachable:
+			a.Kind, a.Reason, a.After, a.Fingerprint = Unknown, "unknown", nil, FingerprintUnknown
+			a.Warning = fmt.Sprintf("environment %s is unreachable; the app goes with its runtime", env)
+			return a
+		case got == nil:
+			return nil
+		}
+		a.Kind, a.Reason, a.After = Delete, "delete (data archived, restorable)", nil
+		b.protectDelete(a, got, true)
+		return a
+	}
+
+	switch {
+	case exists && !reachable:
+		a.Kind, a.Reason, a.Fingerprint = Unknown, "unknown", FingerprintUnknown
+		a.Warning = fmt.Sprintf("environment %s is unreachable; plan again once it answers", env)
+		return a
+	case got == nil:
+		a.Kind, a.Reason = Create, "create in "+env
+		a.Diffs = diffApp(name, app.Spec, app.Metadata.Labels, nil).diffs
+		return a
+	}
+
+	d := diffApp(name, app.Spec, app.Metadata.Labels, got)
+	a.Diffs = d.diffs
+	a.DataLossReasons = d.dataLoss
+	if from != "" {
+		a.FromEnvironment = from
+		a.Diffs = append([]FieldDiff{{Path: "environment", Kind: FieldChange, Before: from, After: env, DataLoss: true}}, a.Diffs...)
+		a.DataLossReasons = append([]string{fmt.Sprintf("environment changes from %s to %s: the app's data is archived in %s and it starts empty in %s (moving data is not supported yet)", from, env, from, env)}, a.DataLossReasons...)
+		d.replace = true
+	}
+	a.DataLoss = len(a.DataLossReasons) > 0
+	switch {
+	case d.replace:
+		a.Kind = Replace
+		if from != "" {
+			a.Reason = fmt.Sprintf("replace (moves from %s to %s; data archived, the app starts empty)", from, env)
+		} else {
+			a.Reason = "replace (data archived, the app starts empty)"
+		}
+		if got.Spec.Protect || app.Spec.Protect {
+			a.Blocked = protectedMsg(name, "replaced", app.Spec.Protect)
+		}
+	case len(d.diffs) == 0:
+		a.Kind, a.Reason = NoOp, "up to date"
+	case d.stateOnly && app.Spec.State == spec.StateStopped:
+		a.Kind, a.Reason = Stop, "stop"
+	case d.stateOnly:
+		a.Kind, a.Reason = Start, "start"
+		if got.Status == api.StatusError {
+			a.Reason = "start (it is in error)"
+		}
+	default:
+		a.Kind, a.Reason = Update, "update in place"
+	}
+	if got.Status == api.StatusError && a.Kind != Replace {
+		a.Warning = "in error: " + got.Error
+	}
+	return a
+}
+
+func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
+	name := got.Name
+	before := got.Spec.Redacted(name)
+	a := &Action{Address: AppAddress(name), ResourceType: TypeApp, Name: name, Environment: env,
+		Before:      &Object{Labels: got.Labels, App: &before, Status: got.Status, Error: got.Error, Generation: got.Generation},
+		Fingerprint: appFingerprint(got), ObservedGeneration: got.Generation}
+	owner := got.Labels[LabelFleet]
+	fleet := cmp.Or(b.d.Fleet, b.s.Fleet)
+	envAct := b.envActs[env]
+	switch {
+	case envAct != nil && envAct.Kind == Delete:
+		a.Kind, a.Reason = Delete, fmt.Sprintf("delete with environment %s (data archived, restorable)", env)
+	case owner != "" && owner != fleet:
+		a.Kind, a.Reason = NoOp, "not declared"
+		a.Warning = fmt.Sprintf("owned by fleet %s; kept", owner)
+	case b.o.Prune:
+		a.Kind, a.Reason = Delete, "delete (not declared, pruned; data archived, restorable)"
+	default:
+		a.Kind, a.Reason = NoOp, "not declared"
+		a.Warning = "not declared; kept, use --prune to delete"
+	}
+	if a.Kind == Delete {
+		b.protectDelete(a, got, false)
+	}
+	return a
+}
+
+func (b *builder) protectDelete(a *Action, got *api.App, declared bool) {
+	if !got.Spec.Protect {
+		return
+	}
+	if declared {
+		a.Blocked = protectedMsg(a.Name, "deleted", true)
+	} else {
+		a.Blocked = fmt.Sprintf("app %s is protected (protect: true) and is never deleted", a.Name)
+	}
+}
+
+// protectedMsg says why replacing or deleting a protected app is refused. declared tells whether the
+// manifests hold protect: true or only the runtime does.
+func protectedMsg(name, verb string, declared bool) string {
+	if declared {
+		return fmt.Sprintf("app %s is protected (protect: true) and is never %s; set protect: false and apply first", name, verb)
+	}
+	return fmt.Sprintf("app %s is protected in its runtime (protect: true) and is never %s; apply protect: false on its own first", name, verb)
+}
+
+// link sets the dependencies: an app's action waits for its environment, and an environment's delete
+// waits for the actions that remove its apps. A delete that would remove a protected app blocks its
+// environment's delete too.
+func (b *builder) link() {
+	protected := map[string][]string{}
+	for _, a := range b.acts {
+		if a.ResourceType != TypeApp {
+			continue
+		}
+		for _, env := range []string{a.Environment, a.FromEnvironment} {
+			ea := b.envActs[env]
+			if env == "" || ea == nil {
+				continue
+			}
+			if ea.Kind == Delete {
+				if a.Kind == Delete || a.Kind == Replace {
+					ea.DependsOn = append(ea.DependsOn, a.Address)
+					if a.Blocked != "" {
+						protected[env] = append(protected[env], a.Name)
+					}
+				}
+				continue
+			}
+			a.DependsOn = append(a.DependsOn, ea.Address)
+		}
+		slices.Sort(a.DependsOn)
+		a.DependsOn = slices.Compact(a.DependsOn)
+	}
+	for env, names := range protected {
+		ea := b.envActs[env]
+		ea.Blocked = fmt.Sprintf("environment %s holds protected apps (%s) and is never deleted with them", env, strings.Join(names, ", "))
+	}
+	for _, ea := range b.envActs {
+		slices.Sort(ea.DependsOn)
+	}
+}
+
+// restrict keeps the targeted actions and everything they depend on, transitively.
+func restrict(acts []*Action, targets map[Address]bool) []*Action {
+	by := map[Address]*Action{}
+	for _, a := range acts {
+		by[a.Address] = a
+	}
+	keep := map[Address]bool{}
+	var visit func(Address)
+	visit = func(addr Address) {
+		if keep[addr] {
+			return
+		}
+		keep[addr] = true
+		if a := by[addr]; a != nil {
+			for _, d := range a.DependsOn {
+				visit(d)
+			}
+		}
+	}
+	for t := range targets {
+		visit(t)
+	}
+	var out []*Action
+	for _, a := range acts {
+		if keep[a.Address] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// phase orders actions: kept environments, then apps, then deleted environments.
+func phase(a *Action) int {
+	switch {
+	case a.ResourceType == TypeApp:
+		return 1
+	case a.Kind == Delete:
+		return 2
+	default:
+		return 0
+	}
+}
+
+func sortActions(acts []*Action) {
+	slices.SortStableFunc(acts, func(x, y *Action) int {
+		return cmp.Or(cmp.Compare(phase(x), phase(y)), cmp.Compare(x.Address, y.Address))
+	})
+}
+
+func envStatus(st EnvironmentState) string {
+	switch {
+	case !st.Running:
+		return "stopped"
+	case !st.Reachable:
+		return "unreachable"
+	default:
+		return "running"
+	}
+}
+
+func envFingerprint(st EnvironmentState, seen bool) string {
+	if !seen || !st.Exists {
+		return FingerprintAbsent
+	}
+	return "hash:" + st.SpecHash + ",running:" + strconv.FormatBool(st.Running)
+}
+
+func appFingerprint(a *api.App) string {
+	if a == nil {
+		return FingerprintAbsent
+	}
+	return "generation:" + strconv.FormatInt(a.Generation, 10)
+}
+
+func hasNested(cs []NestedChange) bool {
+	for _, c := range cs {
+		if c.Action != "" && c.Action != "no-op" {
+			return true
+		}
+	}
+	return false
+}
+
+func orNone(s string) string { return cmp.Or(s, "(none)") }
+
+func joinWarn(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	default:
+		return a + "; " + b
+	}
+}
+
+// stripSecrets returns d with every secret value replaced by its salted hash.
+func stripSecrets(d Desired) Desired {
+	out := d
+	out.Environments = slices.Clone(d.Environments)
+	out.Apps = make([]spec.App, len(d.Apps))
+	for i, a := range d.Apps {
+		a.Spec = a.Spec.Redacted(a.Metadata.Name)
+		out.Apps[i] = a
+	}
+	if d.Apps == nil {
+		out.Apps = nil
+	}
+	return out
+}

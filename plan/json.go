@@ -1,0 +1,256 @@
+package plan
+
+import (
+	"encoding/json"
+	"io"
+	"maps"
+
+	"github.com/appfleet/appfleet/spec"
+)
+
+// JSONFormatVersion is the format_version of the JSON plan: Terraform's machine-readable plan format,
+// which github.com/hashicorp/terraform-json reads (it accepts ">= 0.1, < 2.0").
+const JSONFormatVersion = "1.2"
+
+// ProviderName is the provider_name of every resource change in the JSON plan.
+const ProviderName = "appfleet.dev/appfleet/appfleet"
+
+type jsonPlan struct {
+	FormatVersion   string               `json:"format_version"`
+	Applyable       bool                 `json:"applyable"`
+	Complete        bool                 `json:"complete"`
+	Errored         bool                 `json:"errored"`
+	ResourceChanges []jsonResourceChange `json:"resource_changes"`
+	Appfleet        jsonPlanExtra        `json:"appfleet"`
+}
+
+type jsonPlanExtra struct {
+	Fleet    string        `json:"fleet"`
+	Digest   string        `json:"digest,omitempty"`
+	Options  Options       `json:"options"`
+	Summary  jsonSummary   `json:"summary"`
+	Message  string        `json:"message"`
+	Blocked  []jsonBlocked `json:"blocked,omitempty"`
+	DataLoss []Address     `json:"data_loss,omitempty"`
+}
+
+type jsonSummary struct {
+	Create  int `json:"create"`
+	Update  int `json:"update"`
+	Replace int `json:"replace"`
+	Delete  int `json:"delete"`
+	Start   int `json:"start"`
+	Stop    int `json:"stop"`
+	Unknown int `json:"unknown"`
+}
+
+type jsonBlocked struct {
+	Address Address `json:"address"`
+	Reason  string  `json:"reason"`
+}
+
+type jsonResourceChange struct {
+	Address      string          `json:"address"`
+	Mode         string          `json:"mode"`
+	Type         string          `json:"type"`
+	Name         string          `json:"name"`
+	ProviderName string          `json:"provider_name"`
+	Change       jsonChange      `json:"change"`
+	ActionReason string          `json:"action_reason,omitempty"`
+	Appfleet     jsonChangeExtra `json:"appfleet"`
+}
+
+type jsonChange struct {
+	Actions         []string `json:"actions"`
+	Before          any      `json:"before"`
+	After           any      `json:"after"`
+	AfterUnknown    any      `json:"after_unknown"`
+	BeforeSensitive any      `json:"before_sensitive"`
+	AfterSensitive  any      `json:"after_sensitive"`
+}
+
+type jsonChangeExtra struct {
+	Kind               string         `json:"kind"`
+	Reason             string         `json:"reason"`
+	Warning            string         `json:"warning,omitempty"`
+	Environment        string         `json:"environment,omitempty"`
+	FromEnvironment    string         `json:"from_environment,omitempty"`
+	DataLoss           bool           `json:"data_loss"`
+	DataLossReasons    []string       `json:"data_loss_reasons,omitempty"`
+	Blocked            string         `json:"blocked,omitempty"`
+	DependsOn          []Address      `json:"depends_on,omitempty"`
+	Fingerprint        string         `json:"fingerprint"`
+	ObservedGeneration int64          `json:"observed_generation,omitempty"`
+	Diffs              []jsonDiff     `json:"diffs,omitempty"`
+	Nested             []NestedChange `json:"nested,omitempty"`
+}
+
+type jsonDiff struct {
+	Path      string `json:"path"`
+	Kind      string `json:"kind"`
+	Before    string `json:"before,omitempty"`
+	After     string `json:"after,omitempty"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+	DataLoss  bool   `json:"data_loss,omitempty"`
+}
+
+// tfActions maps a kind onto Terraform's change.actions.
+func tfActions(k ActionKind) []string {
+	switch k {
+	case Create:
+		return []string{"create"}
+	case Update, Start, Stop, Move:
+		return []string{"update"}
+	case Replace:
+		return []string{"delete", "create"}
+	case Delete:
+		return []string{"delete"}
+	default:
+		return []string{"no-op"}
+	}
+}
+
+// RenderJSON writes the plan in Terraform's machine-readable plan format (format_version, resource_changes
+// with address, mode, type, name, provider_name and change{actions, before, after, before_sensitive,
+// after_sensitive}), so tools written for Terraform plans read it. appfleet's own details travel in an
+// "appfleet" object on the plan and on each resource change. Secret values are written as "(sensitive)"
+// and marked in before_sensitive/after_sensitive; no hash or value of a secret is written.
+func RenderJSON(w io.Writer, p *Plan) error {
+	s := p.Summary()
+	out := jsonPlan{
+		FormatVersion:   JSONFormatVersion,
+		Applyable:       s.Changes() > 0 && len(p.Blocked()) == 0,
+		Complete:        len(p.Options.Targets) == 0,
+		ResourceChanges: []jsonResourceChange{},
+		Appfleet: jsonPlanExtra{
+			Fleet: p.Fleet, Digest: p.Digest, Options: p.Options, Message: s.String(),
+			Summary: jsonSummary{Create: s.Create, Update: s.Update, Replace: s.Replace, Delete: s.Delete,
+				Start: s.Start, Stop: s.Stop, Unknown: s.Unknown},
+		},
+	}
+	for _, a := range p.Blocked() {
+		out.Appfleet.Blocked = append(out.Appfleet.Blocked, jsonBlocked{Address: a.Address, Reason: a.Blocked})
+	}
+	for _, a := range p.DataLoss() {
+		out.Appfleet.DataLoss = append(out.Appfleet.DataLoss, a.Address)
+	}
+	for _, a := range p.Actions {
+		rc := jsonResourceChange{
+			Address: string(a.Address), Mode: "managed", Type: string(a.ResourceType), Name: a.Name,
+			ProviderName: ProviderName,
+			Appfleet: jsonChangeExtra{
+				Kind: a.Kind.String(), Reason: a.Reason, Warning: a.Warning, Environment: a.Environment,
+				FromEnvironment: a.FromEnvironment, DataLoss: a.DataLoss, DataLossReasons: a.DataLossReasons,
+				Blocked: a.Blocked, DependsOn: a.DependsOn, Fingerprint: a.Fingerprint,
+				ObservedGeneration: a.ObservedGeneration, Nested: a.Nested,
+			},
+		}
+		for _, d := range a.Diffs {
+			rc.Appfleet.Diffs = append(rc.Appfleet.Diffs, jsonDiff{Path: d.Path, Kind: string(d.Kind),
+				Before: d.Before, After: d.After, Sensitive: d.Sensitive, DataLoss: d.DataLoss})
+		}
+		switch {
+		case a.Kind == Replace:
+			rc.ActionReason = "replace_because_cannot_update"
+		case a.Kind == Delete && a.After == nil && !p.Options.Destroy:
+			rc.ActionReason = "delete_because_no_resource_config"
+		}
+		rc.Change.Actions = tfActions(a.Kind)
+		rc.Change.Before, rc.Change.BeforeSensitive = jsonObject(a, a.Before, true)
+		rc.Change.After, rc.Change.AfterSensitive = jsonObject(a, a.After, false)
+		rc.Change.AfterUnknown = map[string]any{}
+		if a.Kind == Unknown {
+			rc.Change.After = rc.Change.Before
+		}
+		out.ResourceChanges = append(out.ResourceChanges, rc)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// jsonObject is one side of a change as a JSON object with secrets masked, and its sensitivity mask.
+func jsonObject(a *Action, o *Object, before bool) (any, any) {
+	if o == nil {
+		return nil, map[string]any{}
+	}
+	v := map[string]any{}
+	mask := map[string]any{}
+	if len(o.Labels) > 0 {
+		v["labels"] = maps.Clone(o.Labels)
+	}
+	switch a.ResourceType {
+	case TypeApp:
+		if o.App != nil {
+			s := *o.App
+			var keyMask []any
+			if s.APIKeys != nil {
+				keys := make([]spec.APIKey, len(s.APIKeys))
+				for i, k := range s.APIKeys {
+					keys[i] = spec.APIKey{Name: k.Name, Value: spec.SecretRef{FromEnv: k.Value.FromEnv, FromFile: k.Value.FromFile}}
+					keyMask = append(keyMask, map[string]any{"value": true})
+				}
+				s.APIKeys = keys
+			}
+			var dsnMasked bool
+			if s.Database.DSN != nil {
+				s.Database.DSN = &spec.SecretRef{FromEnv: s.Database.DSN.FromEnv, FromFile: s.Database.DSN.FromFile}
+				dsnMasked = true
+			}
+			m := toMap(s)
+			if keyMask != nil {
+				if keys, ok := m["apiKeys"].([]any); ok {
+					for _, k := range keys {
+						if km, ok := k.(map[string]any); ok {
+							km["value"] = sensitiveText
+						}
+					}
+				}
+				mask["apiKeys"] = keyMask
+			}
+			if dsnMasked {
+				if db, ok := m["database"].(map[string]any); ok {
+					db["dsn"] = sensitiveText
+				}
+				mask["database"] = map[string]any{"dsn": true}
+			}
+			maps.Copy(v, m)
+		}
+		if before {
+			v["status"] = o.Status
+			v["generation"] = o.Generation
+			if o.Error != "" {
+				v["error"] = o.Error
+			}
+		}
+	case TypeEnvironment:
+		if o.Environment != nil {
+			maps.Copy(v, toMap(*o.Environment))
+		} else if a.Provider != "" {
+			v["provider"] = a.Provider
+		}
+		v["spec_hash"] = o.SpecHash
+		if before {
+			v["status"] = o.Status
+			if o.Endpoint != "" {
+				v["endpoint"] = o.Endpoint
+			}
+			if o.Error != "" {
+				v["error"] = o.Error
+			}
+		}
+	}
+	return v, mask
+}
+
+func toMap(v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return map[string]any{}
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		return map[string]any{}
+	}
+	return m
+}

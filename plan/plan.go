@@ -1,0 +1,184 @@
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/appfleet/appfleet/spec"
+)
+
+// LabelFleet is the app label that records which fleet owns an app. The control plane sets it on every
+// app it puts; an undeclared app labelled with another fleet is never pruned.
+const LabelFleet = "appfleet.dev/fleet"
+
+// Desired is what the manifests declare. Secrets may be resolved (SecretRef.Value set): Build compares
+// them by hash and keeps no value in the plan.
+type Desired struct {
+	Fleet        string             `json:"fleet"`
+	Environments []spec.Environment `json:"environments,omitempty"`
+	Apps         []spec.App         `json:"apps,omitempty"`
+	// Digest identifies the manifests the plan was made from.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Options change what Build plans.
+type Options struct {
+	// Prune deletes undeclared apps and environments this fleet owns; without it they are kept and shown.
+	Prune bool `json:"prune,omitempty"`
+	// Targets restricts the plan to these addresses and what they depend on; empty means everything.
+	Targets []string `json:"targets,omitempty"`
+	// Destroy plans deleting everything declared (and, with Prune, everything undeclared the fleet owns).
+	Destroy bool `json:"destroy,omitempty"`
+}
+
+// Plan is the ordered set of actions that turns what was observed into what is declared.
+//
+// Invariants: Actions are sorted by phase (environments that are kept, then apps, then environments that
+// are deleted) and then by address; every action's dependencies come before it in that order; Desired
+// holds no secret value.
+type Plan struct {
+	Fleet   string    `json:"fleet"`
+	Digest  string    `json:"digest,omitempty"`
+	Options Options   `json:"options"`
+	Actions []*Action `json:"actions"`
+	// Desired is the declared input, secrets reduced to references and hashes; apply resolves them again.
+	Desired Desired `json:"desired"`
+}
+
+// Summary counts a plan's actions by kind.
+type Summary struct {
+	Create, Update, Replace, Delete, Start, Stop, Move, Unknown int
+}
+
+// Summary counts the plan's actions by kind.
+func (p *Plan) Summary() Summary {
+	var s Summary
+	for _, a := range p.Actions {
+		switch a.Kind {
+		case Create:
+			s.Create++
+		case Update:
+			s.Update++
+		case Replace:
+			s.Replace++
+		case Delete:
+			s.Delete++
+		case Start:
+			s.Start++
+		case Stop:
+			s.Stop++
+		case Move:
+			s.Move++
+		case Unknown:
+			s.Unknown++
+		}
+	}
+	return s
+}
+
+// Changes is the number of actions apply performs.
+func (s Summary) Changes() int {
+	return s.Create + s.Update + s.Replace + s.Delete + s.Start + s.Stop + s.Move
+}
+
+// String is the summary line: "Plan: 2 to create, 1 to update, 1 to delete." (create, update and delete
+// always; replace, move, start and stop when there are any), or "No changes. The fleet matches the
+// manifests." when there is nothing to do.
+func (s Summary) String() string {
+	if s.Changes() == 0 {
+		return "No changes. The fleet matches the manifests."
+	}
+	parts := []string{fmt.Sprintf("%d to create", s.Create), fmt.Sprintf("%d to update", s.Update)}
+	if s.Replace > 0 {
+		parts = append(parts, fmt.Sprintf("%d to replace", s.Replace))
+	}
+	parts = append(parts, fmt.Sprintf("%d to delete", s.Delete))
+	if s.Move > 0 {
+		parts = append(parts, fmt.Sprintf("%d to move", s.Move))
+	}
+	if s.Start > 0 {
+		parts = append(parts, fmt.Sprintf("%d to start", s.Start))
+	}
+	if s.Stop > 0 {
+		parts = append(parts, fmt.Sprintf("%d to stop", s.Stop))
+	}
+	return "Plan: " + strings.Join(parts, ", ") + "."
+}
+
+// HasChanges reports whether apply would perform anything.
+func (p *Plan) HasChanges() bool { return p.Summary().Changes() > 0 }
+
+// Action returns the action at addr, or nil.
+func (p *Plan) Action(addr Address) *Action {
+	for _, a := range p.Actions {
+		if a.Address == addr {
+			return a
+		}
+	}
+	return nil
+}
+
+// Blocked returns the actions that must not be applied, in plan order.
+func (p *Plan) Blocked() []*Action {
+	var out []*Action
+	for _, a := range p.Actions {
+		if a.Blocked != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// DataLoss returns the actions that lose data, in plan order; apply refuses them unless allowed.
+func (p *Plan) DataLoss() []*Action {
+	var out []*Action
+	for _, a := range p.Actions {
+		if a.DataLoss && a.Kind.Changes() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Err returns a *BlockedError when the plan holds blocked actions, else nil.
+func (p *Plan) Err() error {
+	b := p.Blocked()
+	if len(b) == 0 {
+		return nil
+	}
+	e := &BlockedError{}
+	for _, a := range b {
+		e.Actions = append(e.Actions, BlockedAction{Address: a.Address, Reason: a.Blocked})
+	}
+	return e
+}
+
+// ErrBlocked is what a *BlockedError matches with errors.Is.
+var ErrBlocked = errors.New("plan is blocked")
+
+// BlockedError names every action that must not be applied, each with why.
+type BlockedError struct {
+	Actions []BlockedAction
+}
+
+// BlockedAction is one blocked action of a BlockedError.
+type BlockedAction struct {
+	Address Address
+	Reason  string
+}
+
+func (e *BlockedError) Error() string {
+	var b strings.Builder
+	b.WriteString("the plan cannot be applied: ")
+	for i, a := range e.Actions {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s", a.Address, a.Reason)
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrBlocked) true.
+func (e *BlockedError) Is(target error) bool { return target == ErrBlocked }

@@ -1,0 +1,198 @@
+package plan
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// TextOptions change how RenderText writes a plan.
+type TextOptions struct {
+	// Color adds ANSI colours; without it the output is plain text.
+	Color bool
+}
+
+const (
+	ansiReset   = "\x1b[0m"
+	ansiBold    = "\x1b[1m"
+	ansiRed     = "\x1b[31m"
+	ansiGreen   = "\x1b[32m"
+	ansiYellow  = "\x1b[33m"
+	ansiMagenta = "\x1b[35m"
+	ansiCyan    = "\x1b[36m"
+)
+
+// minColumn is where the description column starts at the least.
+const minColumn = 36
+
+// RenderText writes the plan for a person: one line per action with its symbol, address and reason, its
+// field diffs nested below, warnings, and the summary line. Actions that change nothing are shown only
+// when they carry a warning. No secret value is ever written.
+func RenderText(w io.Writer, p *Plan, o TextOptions) error {
+	bw := bufio.NewWriter(w)
+	t := textWriter{w: bw, color: o.Color}
+	t.plan(p)
+	return bw.Flush()
+}
+
+// String is the plan as plain text, as RenderText writes it without colour.
+func (p *Plan) String() string {
+	var b strings.Builder
+	_ = RenderText(&b, p, TextOptions{})
+	return b.String()
+}
+
+type textWriter struct {
+	w     io.Writer
+	color bool
+}
+
+func (t textWriter) paint(code, s string) string {
+	if !t.color || code == "" {
+		return s
+	}
+	return code + s + ansiReset
+}
+
+func kindColor(k ActionKind) string {
+	switch k {
+	case Create:
+		return ansiGreen
+	case Update:
+		return ansiYellow
+	case Delete:
+		return ansiRed
+	case Replace, Move:
+		return ansiMagenta
+	case Start, Stop:
+		return ansiCyan
+	default:
+		return ""
+	}
+}
+
+func diffColor(k FieldDiffKind) string {
+	switch k {
+	case FieldAdd:
+		return ansiGreen
+	case FieldRemove:
+		return ansiRed
+	default:
+		return ansiYellow
+	}
+}
+
+// visible reports whether the text plan shows the action.
+func visible(a *Action) bool { return a.Kind != NoOp || a.Warning != "" || a.Blocked != "" }
+
+func column(p *Plan) int {
+	col := minColumn
+	for _, a := range p.Actions {
+		if !visible(a) {
+			continue
+		}
+		col = max(col, 4+len(a.Address)+2)
+		for _, d := range a.Diffs {
+			col = max(col, 8+len(d.Path)+2)
+		}
+		for _, n := range a.Nested {
+			col = max(col, 8+len(n.Address)+2)
+		}
+	}
+	return col
+}
+
+func (t textWriter) plan(p *Plan) {
+	col := column(p)
+	shown := false
+	for _, a := range p.Actions {
+		if !visible(a) {
+			continue
+		}
+		shown = true
+		t.action(a, col)
+	}
+	if shown {
+		fmt.Fprintln(t.w)
+	}
+	s := p.Summary()
+	fmt.Fprintln(t.w, t.paint(ansiBold, s.String()))
+	if s.Unknown > 0 {
+		fmt.Fprintf(t.w, "%d %s could not be observed because %s unreachable; plan again once it answers.\n",
+			s.Unknown, plural(s.Unknown, "app", "apps"), plural(s.Unknown, "its environment is", "their environments are"))
+	}
+	if dl := p.DataLoss(); len(dl) > 0 {
+		addrs := make([]string, len(dl))
+		for i, a := range dl {
+			addrs[i] = string(a.Address)
+		}
+		fmt.Fprintln(t.w, t.paint(ansiYellow, fmt.Sprintf("Warning: %d %s lose data (%s); apply refuses unless --allow-data-loss.",
+			len(dl), plural(len(dl), "action would", "actions would"), strings.Join(addrs, ", "))))
+	}
+	for _, a := range p.Blocked() {
+		fmt.Fprintln(t.w, t.paint(ansiRed, fmt.Sprintf("Error: %s: %s.", a.Address, a.Blocked)))
+	}
+}
+
+func (t textWriter) action(a *Action, col int) {
+	c := kindColor(a.Kind)
+	head := fmt.Sprintf("%s %-*s", a.Kind.Symbol(), col-4, a.Address)
+	fmt.Fprintf(t.w, "%s%s\n", t.paint(c, head), a.Reason)
+	for _, d := range a.Diffs {
+		line := fmt.Sprintf("      %s %-*s", d.Kind.Symbol(), col-8, d.Path)
+		val := diffText(d)
+		if d.DataLoss {
+			val += " " + t.paint(ansiRed, "(data loss)")
+		}
+		fmt.Fprintf(t.w, "%s%s\n", t.paint(diffColor(d.Kind), line), val)
+	}
+	for _, n := range a.Nested {
+		fmt.Fprintf(t.w, "      %s %-*s%s\n", nestedSymbol(n.Action), col-8, n.Address, n.Action)
+	}
+	for _, r := range a.DataLossReasons {
+		if a.Kind.Changes() {
+			fmt.Fprintf(t.w, "      %s\n", t.paint(ansiRed, "! data loss: "+r))
+		}
+	}
+	if a.Warning != "" {
+		fmt.Fprintf(t.w, "      %s\n", t.paint(ansiYellow, "! "+a.Warning))
+	}
+	if a.Blocked != "" {
+		fmt.Fprintf(t.w, "      %s\n", t.paint(ansiRed, "✗ blocked: "+a.Blocked))
+	}
+}
+
+// diffText is a field diff's value column: the added or removed value, or "before -> after".
+func diffText(d FieldDiff) string {
+	switch d.Kind {
+	case FieldAdd:
+		return d.After
+	case FieldRemove:
+		return d.Before
+	default:
+		return d.Before + " -> " + d.After
+	}
+}
+
+func nestedSymbol(action string) string {
+	switch action {
+	case "create":
+		return "+"
+	case "delete":
+		return "-"
+	case "replace":
+		return "±"
+	case "update":
+		return "~"
+	default:
+		return " "
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
