@@ -1,9 +1,11 @@
 package local_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,7 +26,17 @@ import (
 // binary is the real appfleet command, built once for the package's tests.
 var binary string
 
+// applyHelperEnv, when set to a state dir, makes the test binary apply newEnv("dev") there and exit at
+// once: the process that started the runtime is then gone, as after `appfleet apply`.
+const (
+	applyHelperEnv  = "APPFLEET_LOCAL_TEST_APPLY"
+	binaryHelperEnv = "APPFLEET_LOCAL_TEST_BINARY"
+)
+
 func TestMain(m *testing.M) {
+	if stateDir := os.Getenv(applyHelperEnv); stateDir != "" {
+		os.Exit(applyAndExit(stateDir, os.Getenv(binaryHelperEnv)))
+	}
 	dir, err := os.MkdirTemp("", "appfleet-local-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -295,4 +307,47 @@ func TestNewNeedsFleetAndStateDir(t *testing.T) {
 func processExists(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	return err == nil && len(b) > 0
+}
+
+func applyAndExit(stateDir, bin string) int {
+	p, err := local.New(providers.Config{Fleet: fleet, StateDir: stateDir, Binary: bin})
+	if err == nil {
+		_, err = p.Apply(context.Background(), newEnv("dev"))
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func TestRuntimeOutlivesApplyingProcess(t *testing.T) {
+	stateDir := t.TempDir()
+	p := newProvider(t, stateDir)
+	env := newEnv("dev")
+	t.Cleanup(func() { _ = p.Destroy(context.Background(), env) })
+
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), applyHelperEnv+"="+stateDir, binaryHelperEnv+"="+binary)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	obs, err := p.Observe(t.Context(), env)
+	require.NoError(t, err)
+	require.True(t, obs.Running, "the runtime runs on after the process that started it exited")
+	pid := pidOf(t, obs)
+
+	// This process never started it, yet finds it, leaves it alone when nothing changed, and stops it.
+	_, err = p.Apply(t.Context(), env)
+	require.NoError(t, err)
+	assert.Equal(t, pid, pidOf(t, mustObserve(t, p, env)))
+	require.NoError(t, p.Destroy(t.Context(), env))
+	assert.False(t, processExists(pid))
+}
+
+func mustObserve(t *testing.T, p providers.Provider, env spec.Environment) providers.Observed {
+	t.Helper()
+	obs, err := p.Observe(t.Context(), env)
+	require.NoError(t, err)
+	return obs
 }
