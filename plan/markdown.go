@@ -54,13 +54,13 @@ func RenderMarkdown(w io.Writer, p *Plan) error {
 	return bw.Flush()
 }
 
-// diffMarked moves a text plan line's symbol into the first column, where a diff block colours it:
-// + green, - red, ! orange.
+// diffMarked puts a diff marker in a text plan line's first column, where a diff block colours it
+// (+ green, - red, ! orange); a symbol that says the same as its marker gives way to it.
 func diffMarked(line string) string {
 	trimmed := strings.TrimLeft(line, " ")
 	marker := " "
 	switch {
-	case strings.HasPrefix(trimmed, "-/+"), strings.HasPrefix(trimmed, "-"), strings.HasPrefix(trimmed, "✗"):
+	case strings.HasPrefix(trimmed, "-"), strings.HasPrefix(trimmed, "✗"):
 		marker = "-"
 	case strings.HasPrefix(trimmed, "+"):
 		marker = "+"
@@ -68,5 +68,13 @@ func diffMarked(line string) string {
 		strings.HasPrefix(trimmed, "▶"), strings.HasPrefix(trimmed, "■"):
 		marker = "!"
 	}
-	return marker + strings.TrimPrefix(line, " ")
+	if !strings.HasPrefix(line, " ") {
+		return line
+	}
+	rest := line[1:]
+	if strings.HasPrefix(trimmed, marker) && !strings.HasPrefix(trimmed, "-/+") {
+		pad := len(rest) - len(trimmed)
+		rest = rest[:pad] + " " + trimmed[len(marker):]
+	}
+	return marker + rest
 }

@@ -1,0 +1,240 @@
+package plan
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/spec"
+)
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	for _, name := range []string{"create-all", "mixed", "secrets", "prune-on", "unreachable"} {
+		t.Run(name, func(t *testing.T) {
+			p := buildFixture(t, name)
+			var b bytes.Buffer
+			require.NoError(t, Save(&b, p))
+			require.NotContains(t, b.String(), secretMarker)
+			got, err := Load(&b)
+			require.NoError(t, err)
+			// Load keeps secret references and hashes, never values.
+			if diff := cmp.Diff(p, got); diff != "" {
+				t.Errorf("round trip differs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSaveKeepsSecretReferences(t *testing.T) {
+	d := Desired{Fleet: "acme",
+		Environments: []spec.Environment{{Metadata: spec.Metadata{Name: "dev"}, Spec: spec.EnvironmentSpec{Provider: "local"}}},
+		Apps: []spec.App{{Metadata: spec.Metadata{Name: "crm"}, Spec: spec.AppSpec{Environment: "dev",
+			APIKeys: []spec.APIKey{{Name: "k", Value: spec.SecretRef{FromEnv: "CRM_KEY", Value: "s3cret-value"}}}}}}}
+	p, err := Build(d, Snapshot{}, Options{})
+	require.NoError(t, err)
+	var b bytes.Buffer
+	require.NoError(t, Save(&b, p))
+	require.NotContains(t, b.String(), secretMarker)
+	got, err := Load(&b)
+	require.NoError(t, err)
+	ref := got.Desired.Apps[0].Spec.APIKeys[0].Value
+	assert.Equal(t, "CRM_KEY", ref.FromEnv)
+	assert.Empty(t, ref.Value)
+	assert.Equal(t, spec.SecretHash("crm", "s3cret-value"), ref.SHA256)
+	// The caller's Desired is left alone.
+	assert.Equal(t, "s3cret-value", d.Apps[0].Spec.APIKeys[0].Value.Value)
+}
+
+func TestLoadRefuses(t *testing.T) {
+	tests := []struct {
+		name, input, want string
+	}{
+		{"not json", "hello", "not an appfleet saved plan"},
+		{"other kind", `{"kind": "terraform", "formatVersion": 1}`, "not an appfleet saved plan"},
+		{"other version", `{"kind": "appfleet-plan", "formatVersion": 99}`, "format version 99"},
+		{"dangling dependency", `{"kind": "appfleet-plan", "formatVersion": 1, "fleet": "f", "options": {}, "desired": {"fleet": "f"},
+			"actions": [{"address": "app.a", "kind": "create", "reason": "", "fingerprint": "absent", "dependsOn": ["environment.x"]}]}`, "not in the plan"},
+		{"unknown kind", `{"kind": "appfleet-plan", "formatVersion": 1, "actions": [{"address": "app.a", "kind": "explode"}]}`, "explode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(strings.NewReader(tt.input))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestStale(t *testing.T) {
+	f := loadFixture(t, "testdata/build/mixed")
+	p, err := Build(f.desired, f.observed, f.options)
+	require.NoError(t, err)
+	require.Empty(t, Stale(p, f.observed), "a plan is not stale against what it observed")
+
+	tests := []struct {
+		name   string
+		change func(s *Snapshot)
+		want   []StaleResource
+	}{
+		{"app updated elsewhere", func(s *Snapshot) { s.Environments["dev"].Apps[0].Generation = 4 },
+			[]StaleResource{{Address: "app.shop", Planned: "generation:3", Observed: "generation:4"}}},
+		{"app created elsewhere", func(s *Snapshot) {
+			env := s.Environments["dev"]
+			env.Apps = append(env.Apps, api.App{Name: "crm", Generation: 1})
+			s.Environments["dev"] = env
+		}, []StaleResource{{Address: "app.crm", Planned: "absent", Observed: "generation:1"}}},
+		{"app deleted elsewhere", func(s *Snapshot) {
+			env := s.Environments["dev"]
+			env.Apps = env.Apps[:1]
+			s.Environments["dev"] = env
+		}, []StaleResource{{Address: "app.legacy", Planned: "generation:7", Observed: "absent"}}},
+		{"environment unreachable", func(s *Snapshot) {
+			env := s.Environments["dev"]
+			env.Reachable = false
+			s.Environments["dev"] = env
+		}, []StaleResource{
+			{Address: "app.crm", Planned: "absent", Observed: "unknown"},
+			{Address: "app.legacy", Planned: "generation:7", Observed: "unknown"},
+			{Address: "app.shop", Planned: "generation:3", Observed: "unknown"},
+		}},
+		{"no-op environment restarted: not stale", func(s *Snapshot) {
+			env := s.Environments["dev"]
+			env.Running = false
+			s.Environments["dev"] = env
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fresh := loadFixture(t, "testdata/build/mixed").observed
+			tt.change(&fresh)
+			if diff := cmp.Diff(tt.want, Stale(p, fresh)); diff != "" {
+				t.Errorf("Stale (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBuildRefuses(t *testing.T) {
+	dev := spec.Environment{Metadata: spec.Metadata{Name: "dev"}, Spec: spec.EnvironmentSpec{Provider: "local"}}
+	app := func(name, env string) spec.App {
+		return spec.App{Metadata: spec.Metadata{Name: name}, Spec: spec.AppSpec{Environment: env}}
+	}
+	tests := []struct {
+		name string
+		d    Desired
+		o    Options
+		want string
+	}{
+		{"undeclared environment", Desired{Environments: []spec.Environment{dev}, Apps: []spec.App{app("crm", "prod")}}, Options{},
+			`app "crm": environment "prod" is not declared`},
+		{"app twice", Desired{Environments: []spec.Environment{dev}, Apps: []spec.App{app("crm", "dev"), app("crm", "dev")}}, Options{},
+			`app "crm" is declared twice`},
+		{"bad target", Desired{Environments: []spec.Environment{dev}}, Options{Targets: []string{"db.x"}},
+			`want environment.<name> or app.<name>`},
+		{"target names nothing", Desired{Environments: []spec.Environment{dev}}, Options{Targets: []string{"app.nope"}},
+			`target "app.nope" names nothing`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Build(tt.d, Snapshot{}, tt.o)
+			require.Error(t, err)
+			assert.Nil(t, p)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestBuildDependencies(t *testing.T) {
+	tests := []struct {
+		fixture string
+		want    map[Address][]Address
+	}{
+		{"create-all", map[Address][]Address{
+			"environment.dev": nil, "app.crm": {"environment.dev"}, "app.wiki": {"environment.dev"}}},
+		{"prune-on", map[Address][]Address{
+			"environment.dev": nil, "app.crm": {"environment.dev"}, "app.legacy": {"environment.dev"},
+			"app.theirs": {"environment.dev"}, "app.blog": nil, "environment.old": {"app.blog"}}},
+		{"destroy", map[Address][]Address{
+			"environment.old": nil, "app.crm": nil, "app.stray": nil, "environment.dev": {"app.crm", "app.stray"}}},
+		{"move", map[Address][]Address{
+			"environment.dev": nil, "environment.prod": nil, "app.crm": {"environment.dev", "environment.prod"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			p := buildFixture(t, tt.fixture)
+			got := map[Address][]Address{}
+			for _, a := range p.Actions {
+				got[a.Address] = a.DependsOn
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("DependsOn (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestBuildInputOrder checks that the order of declarations and observations does not change the plan.
+func TestBuildInputOrder(t *testing.T) {
+	for _, name := range []string{"mixed", "prune-on", "start-stop", "destroy"} {
+		t.Run(name, func(t *testing.T) {
+			f := loadFixture(t, "testdata/build/"+name)
+			want, _ := Build(f.desired, f.observed, f.options)
+			slices.Reverse(f.desired.Apps)
+			slices.Reverse(f.desired.Environments)
+			for k, env := range f.observed.Environments {
+				slices.Reverse(env.Apps)
+				f.observed.Environments[k] = env
+			}
+			got, _ := Build(f.desired, f.observed, f.options)
+			got.Desired, want.Desired = Desired{}, Desired{}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("plan depends on input order (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestBuildDestroyTargets(t *testing.T) {
+	f := loadFixture(t, "testdata/build/destroy")
+	f.options.Targets = []string{"environment.dev"}
+	p, err := Build(f.desired, f.observed, f.options)
+	require.NoError(t, err)
+	var addrs []Address
+	for _, a := range p.Actions {
+		addrs = append(addrs, a.Address)
+	}
+	assert.Equal(t, []Address{"app.crm", "app.stray", "environment.dev"}, addrs, "a targeted environment's delete pulls in its apps' deletes")
+
+	f.options.Targets = []string{"app.crm"}
+	p, err = Build(f.desired, f.observed, f.options)
+	require.NoError(t, err)
+	require.Len(t, p.Actions, 1)
+	assert.Equal(t, Delete, p.Actions[0].Kind)
+}
+
+func TestBuildNeverPanicsOnPartialSnapshots(t *testing.T) {
+	d := loadFixture(t, "testdata/build/create-all").desired
+	snaps := []Snapshot{
+		{},
+		{Environments: map[string]EnvironmentState{"dev": {}}},
+		{Environments: map[string]EnvironmentState{"dev": {Exists: true}}},
+		{Environments: map[string]EnvironmentState{"dev": {Exists: true, Running: true, Reachable: true, Apps: []api.App{{}}}}},
+		{Environments: map[string]EnvironmentState{"x": {Exists: true, Reachable: true, Apps: []api.App{{Name: "crm"}, {Name: "crm"}}}}},
+	}
+	for _, s := range snaps {
+		for _, o := range []Options{{}, {Prune: true}, {Destroy: true}, {Destroy: true, Prune: true}} {
+			p, err := Build(d, s, o)
+			if err == nil {
+				require.NotNil(t, p)
+				checkOrder(t, p)
+				_ = p.String()
+			}
+		}
+	}
+}
