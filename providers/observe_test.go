@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -106,8 +107,14 @@ func TestObserveFleetAgainstRealRuntimes(t *testing.T) {
 	applied(t, reg, other, localEnv("theirs"))
 
 	require.NoError(t, syscall.Kill(pidOf(t, pc, crashed), syscall.SIGKILL))
+	require.Eventually(t, func() bool {
+		o, err := pc.Observe(t.Context(), crashed)
+		return err == nil && !o.Running
+	}, 5*time.Second, 20*time.Millisecond)
 	hungPID := pidOf(t, ph, hung)
 	require.NoError(t, syscall.Kill(hungPID, syscall.SIGSTOP))
+	require.Eventually(t, func() bool { return procState(hungPID) == "T" }, 5*time.Second, 10*time.Millisecond,
+		"a signal is delivered asynchronously; wait until the runtime has really stopped")
 	t.Cleanup(func() { _ = syscall.Kill(hungPID, syscall.SIGCONT) }) // before its Destroy, which runs later
 
 	start := time.Now()
@@ -206,4 +213,19 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// procState is the one-letter state of a process as /proc/<pid>/stat gives it (R, S, T, Z, ...).
+func procState(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	// The command name in parentheses may hold spaces; the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 >= len(s) {
+		return ""
+	}
+	return s[i+2 : i+3]
 }

@@ -24,6 +24,8 @@ const (
 	defaultReadyTimeout = 15 * time.Second
 	defaultStopGrace    = 10 * time.Second
 	logTailLines        = 20
+	// addrWait is how long an address in use may take to be released by a runtime that is exiting.
+	addrWait = 2 * time.Second
 )
 
 // Provider runs runtimes as detached processes on this machine.
@@ -138,23 +140,17 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	if err != nil {
 		return fail("read state", err)
 	}
-	want := env.SpecHash()
 	if alive(prev.PID, d.data) {
-		if prev.SpecHash == want {
-			url := endpointURL(prev.Listen)
-			// It may still be starting (another apply just launched it); it must answer before we say done.
-			if err := waitReady(ctx, url, token, nil, p.readyTimeout); err != nil {
-				return fail("runtime (pid "+strconv.Itoa(prev.PID)+")", fmt.Errorf("%w; see %s", err, d.log))
+		if prev.SpecHash == env.SpecHash() {
+			ep, kept, err := p.keep(ctx, prev, d, token)
+			if err != nil {
+				return fail("runtime (pid "+strconv.Itoa(prev.PID)+")", err)
 			}
-			return providers.Endpoint{URL: url, Token: token}, nil
-		}
-		// Refuse before stopping a working runtime when the address it would move to is taken.
-		if env.Spec.Local != nil && env.Spec.Local.Listen != "" && env.Spec.Local.Listen != prev.Listen {
-			if err := addrFree(env.Spec.Local.Listen); err != nil {
-				return fail("restart runtime with new settings", fmt.Errorf("listen address %s (spec.local.listen) is not available: %w; stop what uses it or declare another address", env.Spec.Local.Listen, err))
+			if kept {
+				return ep, nil
 			}
-		}
-		if err := stopProcess(prev.PID, d.data, p.stopGrace); err != nil {
+			// It died while we waited for it: start it again, below.
+		} else if err := p.stopForChange(env, prev, d); err != nil {
 			return fail("restart runtime with new settings", err)
 		}
 	}
@@ -165,18 +161,60 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	return providers.Endpoint{URL: endpointURL(st.Listen), Token: token}, nil
 }
 
+// keep waits until the runtime that already runs with the declared settings answers: it may still be
+// starting (another apply just launched it). kept is false when it died meanwhile (killed a moment ago,
+// its command line not yet gone), so that the caller starts it again.
+func (p *Provider) keep(ctx context.Context, prev runtimeState, d envDirs, token string) (ep providers.Endpoint, kept bool, err error) {
+	url := endpointURL(prev.Listen)
+	gone := func() error {
+		if !alive(prev.PID, d.data) {
+			return errExited
+		}
+		return nil
+	}
+	err = waitReady(ctx, url, token, gone, p.readyTimeout)
+	switch {
+	case err == nil:
+		return providers.Endpoint{URL: url, Token: token}, true, nil
+	case errors.Is(err, errExited):
+		return providers.Endpoint{}, false, nil
+	default:
+		return providers.Endpoint{}, false, fmt.Errorf("%w; see %s", err, d.log)
+	}
+}
+
+// stopForChange stops the runtime so that it can start with new settings, but first refuses when the
+// address it would move to is taken: a working runtime is not stopped for a start bound to fail.
+func (p *Provider) stopForChange(env spec.Environment, prev runtimeState, d envDirs) error {
+	if env.Spec.Local != nil && env.Spec.Local.Listen != "" && env.Spec.Local.Listen != prev.Listen {
+		if err := addrFree(env.Spec.Local.Listen); err != nil {
+			return listenUnavailable(env.Spec.Local.Listen, err)
+		}
+	}
+	return stopProcess(prev.PID, d.data, p.stopGrace)
+}
+
+func listenUnavailable(addr string, err error) error {
+	return fmt.Errorf("listen address %s (spec.local.listen) is not available: %w; stop what uses it or declare another address", addr, err)
+}
+
 // listenAddr picks the address to start on: the declared one, else the one kept from an earlier start,
 // else a free loopback port. A declared address in use is an error naming it; a kept one that something
 // else took meanwhile is silently replaced, since nobody asked for it.
 func (p *Provider) listenAddr(env spec.Environment, prev runtimeState) (string, error) {
 	if env.Spec.Local != nil && env.Spec.Local.Listen != "" {
 		addr := env.Spec.Local.Listen
-		if err := addrFree(addr); err != nil {
-			return "", fmt.Errorf("listen address %s (spec.local.listen) is not available: %w; stop what uses it or declare another address", addr, err)
+		// Patience only for our own runtime's old address: it may still be exiting.
+		wait := time.Duration(0)
+		if addr == prev.Listen {
+			wait = addrWait
+		}
+		if err := waitAddrFree(addr, wait); err != nil {
+			return "", listenUnavailable(addr, err)
 		}
 		return addr, nil
 	}
-	if prev.Listen != "" && addrFree(prev.Listen) == nil {
+	if prev.Listen != "" && waitAddrFree(prev.Listen, addrWait) == nil {
 		return prev.Listen, nil
 	}
 	return freeLoopbackAddr()
@@ -222,8 +260,19 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 	// Reap the process if it ever exits while this process lives (a long-running watch daemon, tests), so
 	// it does not linger as a zombie; and learn at once when it dies during start. Nothing ever blocks on
 	// it: when this process exits first, init adopts the runtime.
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	exited := func() error {
+		select {
+		case err := <-waited:
+			if err == nil {
+				return errExited
+			}
+			return fmt.Errorf("%w: %w", errExited, err)
+		default:
+			return nil
+		}
+	}
 
 	st := runtimeState{
 		Fleet:       p.fleet,

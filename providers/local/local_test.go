@@ -351,3 +351,20 @@ func mustObserve(t *testing.T, p providers.Provider, env spec.Environment) provi
 	require.NoError(t, err)
 	return obs
 }
+
+func TestApplyRightAfterKill(t *testing.T) {
+	p := newProvider(t, t.TempDir())
+	env := newEnv("dev")
+	t.Cleanup(func() { _ = p.Destroy(context.Background(), env) })
+
+	ep, err := p.Apply(t.Context(), env)
+	require.NoError(t, err)
+	pid := pidOf(t, mustObserve(t, p, env))
+
+	// No pause: the process may still look alive while the kernel tears it down.
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	ep2, err := p.Apply(t.Context(), env)
+	require.NoError(t, err)
+	assert.Equal(t, ep, ep2)
+	assert.NotEqual(t, pid, pidOf(t, mustObserve(t, p, env)))
+}

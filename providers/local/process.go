@@ -134,6 +134,19 @@ func addrFree(addr string) error {
 	return l.Close()
 }
 
+// waitAddrFree is addrFree with patience: a runtime that just died or was stopped may still hold its
+// socket for a moment while the kernel tears the process down, after its command line is already gone.
+func waitAddrFree(addr string, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		err := addrFree(addr)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
 // endpointURL is the base URL a client on this machine uses for a runtime listening on addr: a runtime
 // listening on every interface is reached through loopback.
 func endpointURL(addr string) string {
@@ -151,27 +164,28 @@ func endpointURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// waitReady polls GET /readyz until it answers 200, the process exits, ctx ends or bound passes.
-func waitReady(ctx context.Context, url, token string, exited <-chan error, bound time.Duration) error {
+// errExited is what waitReady returns when the runtime's process ended before it answered.
+var errExited = errors.New("runtime exited before it was ready")
+
+// waitReady polls GET /readyz until it answers 200, ctx ends, bound passes, or exited (checked between
+// probes) reports that the process is gone.
+func waitReady(ctx context.Context, url, token string, exited func() error, bound time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	client := api.NewClient(url, token)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	var last error
 	for {
 		probe, cancelProbe := context.WithTimeout(ctx, time.Second)
-		last = client.Ready(probe)
+		last := client.Ready(probe)
 		cancelProbe()
 		if last == nil {
 			return nil
 		}
+		if err := exited(); err != nil {
+			return err
+		}
 		select {
-		case err := <-exited:
-			if err == nil {
-				return errors.New("runtime exited before it was ready")
-			}
-			return fmt.Errorf("runtime exited before it was ready: %w", err)
 		case <-ctx.Done():
 			if ctx.Err() == context.DeadlineExceeded {
 				return fmt.Errorf("runtime did not answer %s/readyz within %s (last: %v)", url, bound, last)
