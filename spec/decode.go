@@ -28,6 +28,7 @@ type decoder struct {
 	exhausted bool
 	expanding map[*yaml.Node]bool // anchors being expanded, to catch an alias inside its own anchor
 	typos     map[string]bool     // paths of fields an unknown field was probably meant to be
+	bad       map[string]bool     // paths whose value could not be decoded
 	diags     *Diagnostics
 }
 
@@ -140,6 +141,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 }
 
 func (d *decoder) typeError(n *yaml.Node, path, want, detail string) {
+	d.bad[path] = true
 	d.errorAt(n, detail, "invalid %s in %s: want %s, found %s", path, d.what, want, describe(n))
 }
 
@@ -151,6 +153,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		return
 	case secretRefType:
 		if n.Kind == yaml.ScalarNode && !isNull(n) {
+			d.bad[path] = true
 			d.errorAt(n, "Keep the secret in an environment variable or a file and write {fromEnv: NAME} or {fromFile: path}.",
 				"invalid %s in %s: secrets are never written inline", path, d.what)
 			return
@@ -213,6 +216,7 @@ func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 	}
 	var dur Duration
 	if err := dur.UnmarshalYAML(n); err != nil {
+		d.bad[path] = true
 		d.errorAt(n, `Write a duration such as "10m", "90s" or "1h30m".`, "invalid %s in %s: %v", path, d.what, err)
 		return
 	}
@@ -263,6 +267,7 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 	}
 	info := fieldsOf(v.Type())
 	if n.Kind != yaml.MappingNode {
+		d.bad[path] = true
 		what := path
 		if what == "" {
 			what = "document"
@@ -329,25 +334,34 @@ func (d *decoder) sliceValue(n *yaml.Node, v reflect.Value, path string) {
 }
 
 // toAny turns a node into plain Go values (map[string]any, []any, string, int, float64, bool, nil).
+// Nested values are reported under the path of the field that holds them: building a path per level
+// would cost the square of the depth.
 func (d *decoder) toAny(n *yaml.Node, path string) any {
 	switch n.Kind {
 	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!str":
+			return n.Value
+		case "!!null":
+			return nil
+		}
 		var x any
 		if err := n.Decode(&x); err != nil {
+			d.bad[path] = true
 			d.errorAt(n, "Quote the value to keep it as text.", "invalid %s in %s: %s cannot be read", path, d.what, describe(n))
 			return nil
 		}
 		return x
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
-		for i, item := range n.Content {
-			out = append(out, d.anyChild(item, fmt.Sprintf("%s[%d]", path, i)))
+		for _, item := range n.Content {
+			out = append(out, d.anyChild(item, path))
 		}
 		return out
 	case yaml.MappingNode:
 		out := map[string]any{}
 		for _, p := range d.pairs(n) {
-			out[p.key.Value] = d.anyChild(p.val, joinPath(path, p.key.Value))
+			out[p.key.Value] = d.anyChild(p.val, path)
 		}
 		return out
 	default:

@@ -26,8 +26,9 @@ import (
 // maxNodesPerFile nodes, counting every node an alias repeats.
 const (
 	MaxFileSize     = 4 << 20
-	maxItemsPerFile = 100_000
-	maxNodesPerFile = 500_000
+	maxItemsPerFile = 50_000
+	maxNodesPerFile = 250_000
+	maxDiagsPerFile = 100
 )
 
 // StdinName is the file name diagnostics give to manifests read from standard input.
@@ -75,6 +76,7 @@ type document struct {
 	what  string // `App "crm"`
 	pos   map[string]pos
 	typos map[string]bool // fields that an unknown field already reported was probably meant to be
+	bad   map[string]bool // values that could not be decoded, already reported
 	value any             // *Fleet, *Environment or *App
 }
 
@@ -119,7 +121,26 @@ func (l *loader) load(paths []string) (*Manifests, Diagnostics) {
 	}
 	m := l.build()
 	sortDiagnostics(l.diags, l.fileOrder)
-	return m, l.diags
+	return m, capPerFile(l.diags)
+}
+
+// capPerFile keeps the first maxDiagsPerFile diagnostics of each file and says how many it dropped.
+func capPerFile(diags Diagnostics) Diagnostics {
+	out := diags[:0:0]
+	count := map[string]int{}
+	var last Diagnostic
+	for _, d := range diags {
+		count[d.File]++
+		switch n := count[d.File]; {
+		case n <= maxDiagsPerFile:
+			out = append(out, d)
+			last = d
+		case n == maxDiagsPerFile+1:
+			out = append(out, Diagnostic{Severity: SeverityError, File: d.File, Line: last.Line, Column: last.Column,
+				Summary: "too many problems in this file; the rest are not shown", Detail: "Fix the problems above and validate again."})
+		}
+	}
+	return out
 }
 
 func (l *loader) loadPath(p, cwd string, first bool) {
@@ -419,7 +440,7 @@ func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
 	}
 	d := &decoder{
 		file: file, what: what, pos: map[string]pos{}, budget: *budget,
-		expanding: map[*yaml.Node]bool{}, typos: map[string]bool{}, diags: &l.diags,
+		expanding: map[*yaml.Node]bool{}, typos: map[string]bool{}, bad: map[string]bool{}, diags: &l.diags,
 	}
 	d.decode(root, reflect.ValueOf(value).Elem(), "")
 	*budget = d.budget
@@ -432,7 +453,7 @@ func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
 	case *App:
 		v.Source = src
 	}
-	l.docs = append(l.docs, &document{file: file, dir: dir, kind: kind, what: what, pos: d.pos, typos: d.typos, value: value})
+	l.docs = append(l.docs, &document{file: file, dir: dir, kind: kind, what: what, pos: d.pos, typos: d.typos, bad: d.bad, value: value})
 	return !d.exhausted
 }
 

@@ -45,7 +45,17 @@ type validator struct {
 	appDocs  []*document
 }
 
+// errorf reports a problem at path, unless the value there (or one holding it) could not be decoded
+// and was reported already.
 func (v *validator) errorf(doc *document, path, detail, format string, args ...any) {
+	for p := path; ; p = parentPath(p) {
+		if doc.bad[p] {
+			return
+		}
+		if p == "" {
+			break
+		}
+	}
 	v.l.add(SeverityError, doc.file, doc.at(path), detail, format, args...)
 }
 
