@@ -44,6 +44,9 @@ type Plan struct {
 	Actions []*Action `json:"actions"`
 	// Desired is the declared input, secrets reduced to references and hashes; apply resolves them again.
 	Desired Desired `json:"desired"`
+	// Paths are the manifest paths the plan was made from, absolute, so that applying a saved plan can
+	// read them again (to resolve secrets and check that they did not change since).
+	Paths []string `json:"paths,omitempty"`
 }
 
 // Summary counts a plan's actions by kind.

@@ -128,7 +128,7 @@ type TerraformSpec struct {
 // RuntimeSpec holds settings of the runtime process itself.
 type RuntimeSpec struct {
 	MaxApps     int      `yaml:"maxApps,omitempty" json:"maxApps,omitempty"`
-	IdleTimeout Duration `yaml:"idleTimeout,omitempty" json:"idleTimeout,omitempty"`
+	IdleTimeout Duration `yaml:"idleTimeout,omitempty" json:"idleTimeout,omitzero"`
 }
 
 // App is an isolated business app inside a runtime.

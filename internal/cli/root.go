@@ -68,6 +68,11 @@ appfleet compares that with what really runs, prints a plan, and applies it.`,
 
 	cmd.AddCommand(
 		newVersionCmd(f),
+		newValidateCmd(f),
+		newPlanCmd(f),
+		newApplyCmd(f),
+		newDestroyCmd(f),
+		newStatusCmd(f),
 	)
 	return cmd
 }

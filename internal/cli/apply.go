@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/appfleet/appfleet/internal/lock"
+	"github.com/appfleet/appfleet/plan"
+	"github.com/spf13/cobra"
+)
+
+type applyOptions struct {
+	F             *Factory
+	Args          []string
+	Yes           bool
+	Parallelism   int
+	Targets       []string
+	Prune         bool
+	AllowDataLoss bool
+}
+
+func newApplyCmd(f *Factory) *cobra.Command {
+	opts := &applyOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "apply [PATH... | PLANFILE]",
+		Short: "Make what runs match the manifests",
+		Long: `Apply plans like 'appfleet plan', shows the plan, asks for confirmation (or takes --yes), and carries
+it out: environments before their apps, independent actions in parallel. Given a file saved with
+'appfleet plan --out', it re-observes and carries out exactly that plan, refusing every action whose
+resource changed since.`,
+		Example: `  appfleet apply examples/single-app --yes
+  appfleet plan . --out fleet.plan && appfleet apply fleet.plan --yes`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Args = args
+			return runApply(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "apply without asking for confirmation")
+	cmd.Flags().IntVar(&opts.Parallelism, "parallelism", 0, "how many actions run at once (default: Fleet spec.parallelism, else 10)")
+	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "apply only this address (environment.NAME or app.NAME) and what it depends on; repeatable")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete apps and environments this fleet owns but no longer declares")
+	cmd.Flags().BoolVar(&opts.AllowDataLoss, "allow-data-loss", false, "carry out actions that lose data (dropped fields or collections, type or driver changes)")
+	return cmd
+}
+
+func runApply(ctx context.Context, opts *applyOptions) error {
+	io := opts.F.IO
+	if opts.Parallelism < 0 {
+		return fmt.Errorf("--parallelism must be at least 1, got %d", opts.Parallelism)
+	}
+	saved, planFile, err := readSavedPlanArg(opts.Args)
+	if err != nil {
+		return err
+	}
+	paths := opts.Args
+	if saved != nil {
+		if len(opts.Targets) > 0 || opts.Prune {
+			return fmt.Errorf("--target and --prune were fixed when %s was saved; plan again with them instead", planFile)
+		}
+		paths = saved.Paths
+		if len(paths) == 0 {
+			return fmt.Errorf("%s names no manifests; plan again with 'appfleet plan PATH --out %s'", planFile, planFile)
+		}
+	}
+	fl, err := loadFleet(opts.F, paths)
+	if err != nil {
+		return err
+	}
+	if !opts.Yes && !io.CanPrompt() {
+		return fmt.Errorf("apply changes the fleet and needs confirmation: run it in a terminal, or pass --yes")
+	}
+	lk, err := lock.Acquire(fl.stateDir, "appfleet apply")
+	if err != nil {
+		return err
+	}
+	defer lk.Release()
+
+	snap, endpoints := fl.observe(ctx)
+	var p *plan.Plan
+	if saved != nil {
+		if saved.Digest != fl.manifests.Digest {
+			return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Run 'appfleet plan --out %s' again", planFile, planFile)
+		}
+		if stale := plan.Stale(saved, snap); len(stale) > 0 {
+			var b strings.Builder
+			for _, s := range stale {
+				fmt.Fprintf(&b, "\n  %s", s)
+			}
+			return fmt.Errorf("%s is stale; nothing was changed:%s\nRun 'appfleet plan --out %s' again", planFile, b.String(), planFile)
+		}
+		p = saved
+	} else {
+		p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets})
+		if p == nil {
+			return err
+		}
+	}
+	if rerr := renderPlan(io.Out, p, "text", io.ColorEnabled()); rerr != nil {
+		return rerr
+	}
+	if err != nil {
+		return blocked(io.ErrOut, err)
+	}
+	if err := p.Err(); err != nil {
+		return blocked(io.ErrOut, err)
+	}
+	if !p.HasChanges() {
+		return nil
+	}
+	if loss := p.DataLoss(); len(loss) > 0 && !opts.AllowDataLoss {
+		names := make([]string, len(loss))
+		for i, a := range loss {
+			names[i] = string(a.Address)
+		}
+		return fmt.Errorf("the plan loses data in %s (marked above); nothing was changed. Re-run with --allow-data-loss to accept that", strings.Join(names, ", "))
+	}
+	if !opts.Yes {
+		ok, err := confirm(io, "Apply these changes?")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("apply cancelled; nothing was changed")
+		}
+	}
+	par := opts.Parallelism
+	if par == 0 {
+		par = fl.manifests.Parallelism()
+	}
+	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: par, AllowDataLoss: opts.AllowDataLoss}, "Apply")
+}
+
+// readSavedPlanArg returns the saved plan when args is exactly one file that holds one.
+func readSavedPlanArg(args []string) (*plan.Plan, string, error) {
+	if len(args) != 1 {
+		return nil, "", nil
+	}
+	st, err := os.Stat(args[0])
+	if err != nil || st.IsDir() {
+		return nil, "", nil
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return nil, "", err
+	}
+	defer f.Close()
+	p, err := plan.Load(f)
+	if errors.Is(err, plan.ErrNotAPlan) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read saved plan %s: %w", args[0], err)
+	}
+	return p, args[0], nil
+}

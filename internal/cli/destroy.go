@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/appfleet/appfleet/internal/lock"
+	"github.com/spf13/cobra"
+)
+
+type destroyOptions struct {
+	F       *Factory
+	Paths   []string
+	Yes     bool
+	Targets []string
+}
+
+func newDestroyCmd(f *Factory) *cobra.Command {
+	opts := &destroyOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "destroy [PATH...]",
+		Short: "Delete every app and environment the manifests declare",
+		Long: `Destroy plans the deletion of every declared app (its data archived in the runtime, restorable) and
+every declared environment (the runtime stopped, its data directory archived), shows the plan, asks for
+confirmation (or takes --yes), and carries it out. Protected apps stop it: nothing is deleted.`,
+		Example: `  appfleet destroy examples/single-app --yes
+  appfleet destroy . --target app.legacy --yes`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Paths = args
+			return runDestroy(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "destroy without asking for confirmation")
+	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "destroy only this address (environment.NAME or app.NAME); repeatable")
+	return cmd
+}
+
+func runDestroy(ctx context.Context, opts *destroyOptions) error {
+	io := opts.F.IO
+	fl, err := loadFleet(opts.F, opts.Paths)
+	if err != nil {
+		return err
+	}
+	if !opts.Yes && !io.CanPrompt() {
+		return fmt.Errorf("destroy needs confirmation: run it in a terminal or pass --yes")
+	}
+	lk, err := lock.Acquire(fl.stateDir, "appfleet destroy")
+	if err != nil {
+		return err
+	}
+	defer lk.Release()
+	snap, endpoints := fl.observe(ctx)
+	p, err := fl.build(snap, planBuildOptions{Targets: opts.Targets, Destroy: true})
+	if p == nil {
+		return err
+	}
+	if rerr := renderPlan(io.Out, p, "text", io.ColorEnabled()); rerr != nil {
+		return rerr
+	}
+	if err != nil {
+		return blocked(io.ErrOut, err)
+	}
+	if !p.HasChanges() {
+		return nil
+	}
+	if !opts.Yes {
+		ok, err := confirm(io, "Destroy these resources? Apps' data is archived, not erased.")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("destroy cancelled; nothing was changed")
+		}
+	}
+	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: fl.manifests.Parallelism(), AllowDataLoss: true}, "Destroy")
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/providers"
+	"github.com/appfleet/appfleet/providers/all"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// observeTimeout bounds how long one runtime's API may take before it shows as unreachable.
+const observeTimeout = 10 * time.Second
+
+// fleet is a loaded set of manifests with everything needed to observe and change what they declare.
+type fleet struct {
+	f         *Factory
+	paths     []string        // absolute manifest paths as given ("-" kept)
+	manifests *spec.Manifests // as written, secrets unresolved
+	resolved  *spec.Manifests // secrets resolved; their values go only to runtimes
+	stateDir  string
+	registry  providers.Registry
+	config    providers.Config
+}
+
+// loadFleet reads, validates and resolves the manifests under paths (the current directory when none).
+// It prints every diagnostic to stderr and returns a silent error when any of them is an error.
+func loadFleet(f *Factory, paths []string) (*fleet, error) {
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	abs := make([]string, len(paths))
+	for i, p := range paths {
+		abs[i] = p
+		if p != "-" {
+			if a, err := filepath.Abs(p); err == nil {
+				abs[i] = a
+			}
+		}
+	}
+	m, diags := spec.Load(paths, f.IO.In)
+	printDiagnostics(f.IO.ErrOut, diags)
+	if diags.HasErrors() {
+		return nil, silent(errors.New("manifests are not valid"))
+	}
+	resolved, err := m.ResolveSecrets()
+	if err != nil {
+		return nil, err
+	}
+	stateDir := f.StateDir
+	if stateDir == "" {
+		stateDir = filepath.Join(m.Root, ".appfleet")
+	}
+	if a, err := filepath.Abs(stateDir); err == nil {
+		stateDir = a
+	}
+	return &fleet{
+		f: f, paths: abs, manifests: m, resolved: resolved, stateDir: stateDir,
+		registry: all.Registry(),
+		config:   providers.Config{Fleet: m.Name, StateDir: stateDir},
+	}, nil
+}
+
+// desired is what the manifests declare, in the planner's terms, secrets resolved.
+func (fl *fleet) desired() plan.Desired {
+	return plan.Desired{
+		Fleet:        fl.resolved.Name,
+		Environments: fl.resolved.Environments,
+		Apps:         fl.resolved.Apps,
+		Digest:       fl.resolved.Digest,
+	}
+}
+
+// observe asks every provider and runtime what runs now. Problems that belong to no one environment
+// (a provider that cannot list what the fleet owns) are printed as warnings.
+func (fl *fleet) observe(ctx context.Context) (plan.Snapshot, map[string]providers.Endpoint) {
+	o := providers.Observe(ctx, fl.registry, fl.config, fl.resolved.Environments, observeTimeout)
+	for _, p := range o.Problems {
+		fmt.Fprintf(fl.f.IO.ErrOut, "Warning: %v\n", p)
+	}
+	return o.Snapshot, o.Endpoints
+}
+
+// printDiagnostics writes each diagnostic as "file:line:col: summary" with its hint on the next line.
+func printDiagnostics(w io.Writer, diags spec.Diagnostics) {
+	for _, d := range diags {
+		fmt.Fprintln(w, d.String())
+		if d.Detail != "" {
+			fmt.Fprintf(w, "    hint: %s\n", d.Detail)
+		}
+	}
+}
