@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -349,6 +350,11 @@ func (d *decoder) toAny(n *yaml.Node, path string) any {
 		if err := n.Decode(&x); err != nil {
 			d.bad[path] = true
 			d.errorAt(n, "Quote the value to keep it as text.", "invalid %s in %s: %s cannot be read", path, d.what, describe(n))
+			return nil
+		}
+		if f, ok := x.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			d.bad[path] = true
+			d.errorAt(n, "JSON has no such number; quote the value to keep it as text.", "invalid %s in %s: want a finite number, found %s", path, d.what, n.Value)
 			return nil
 		}
 		return x

@@ -364,6 +364,14 @@ func (l *loader) syntaxError(file string, data []byte, err error) {
 	if m := yamlLineErr.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		msg = m[2]
+		if strings.HasPrefix(msg, "did not find expected") {
+			// The parser (unlike the scanner) reports the 0-based line where the construct it could not
+			// finish begins: point at that line.
+			line++
+		}
+		if h, ok := syntaxHints[msg]; ok {
+			detail = h
+		}
 		text := lineText(data, line)
 		p = pos{line, 1 + len(text) - len(strings.TrimLeft(text, " \t"))}
 		if i := strings.IndexByte(text[:p.col-1], '\t'); i >= 0 {
@@ -381,6 +389,21 @@ func (l *loader) syntaxError(file string, data []byte, err error) {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	l.add(SeverityError, file, p, detail, "invalid YAML: %s", msg)
+}
+
+// syntaxHints are better hints for the YAML parser's commonest complaints.
+var syntaxHints = map[string]string{
+	"did not find expected ',' or '}'":                       "The { that opens a mapping here has no matching }.",
+	"did not find expected ',' or ']'":                       "The [ that opens a list here has no matching ].",
+	"did not find expected key":                              "Check the indentation here and just below: the keys of a mapping all start in one column.",
+	"did not find expected '-' indicator":                    "Check the indentation here and just below: the items of a list all start in one column.",
+	"mapping values are not allowed in this context":         "A value that holds \": \" needs quotes, or a key is indented too far.",
+	"could not find expected ':'":                            "A key here has no ':' after it, or a quoted value is not closed.",
+	"found character that cannot start any token":            "Quote the value: it starts with a character YAML reserves (such as @ or `).",
+	"did not find expected node content":                     "A value is missing here.",
+	"found unexpected end of stream":                         "A quoted value or a bracket is not closed.",
+	"did not find expected <document start>":                 "Each document is a mapping; check the indentation of the first lines.",
+	"block sequence entries are not allowed in this context": "A list item (- ) is indented wrongly, or follows a value on the same key.",
 }
 
 // lineText returns line n (1-based) of data without its line ending.

@@ -391,3 +391,23 @@ func TestLabelFrom(t *testing.T) {
 		assert.True(t, IsDNSLabel(labelFrom(in)), in)
 	}
 }
+
+func TestLoad_SyntaxErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"bad indentation", "kind: Environment\nmetadata:\n  name: dev\n bad: x\n", "<stdin>:4:2: invalid YAML: did not find expected key"},
+		{"unclosed flow mapping", "kind: Environment\nmetadata: {name: dev\nspec:\n  provider: local\n", "<stdin>:2:1: invalid YAML: did not find expected ',' or '}'"},
+		{"list item after value", "kind: App\nmetadata: {name: x}\nspec:\n  environment: dev\n  - a\n", "<stdin>:4:3: invalid YAML: did not find expected key"},
+		{"unclosed quote", "kind: App\nspec:\n  environment: \"dev\n", "<stdin>:3:"},
+		{"colon in value", "kind: App\nspec:\n  environment: a: b\n", "<stdin>:3:3: invalid YAML: mapping values are not allowed in this context"},
+		{"reserved character", "kind: App\nspec:\n  environment: @dev\n", "<stdin>:3:3: invalid YAML: found character that cannot start any token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, diags := Load([]string{"-"}, strings.NewReader(tt.yaml))
+			require.Len(t, diags, 1)
+			assert.True(t, strings.HasPrefix(diags[0].String(), tt.want), "got %q", diags[0].String())
+		})
+	}
+}

@@ -106,7 +106,7 @@ func (v *validator) header(doc *document, apiVersion string, md Metadata) {
 	case md.Name == "":
 		v.missingf(doc, "metadata.name", "metadata", "Give the document a name under metadata.", "missing metadata.name in %s", doc.what)
 	case !IsDNSLabel(md.Name):
-		v.errorf(doc, "metadata.name", hintName, "invalid name %q in %s", truncate(md.Name, 80), doc.what)
+		v.errorf(doc, "metadata.name", hintName, "invalid %s name %q", doc.kind, truncate(md.Name, 80))
 	}
 	for _, k := range sortedKeys(md.Labels) {
 		path := "metadata.labels." + k
