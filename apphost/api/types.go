@@ -28,7 +28,17 @@ const (
 	CodeUnavailable   = "unavailable"    // 503: stopped, hibernating failed, or over its limit
 	CodeInternal      = "internal"       // 500
 	CodeLimitExceeded = "limit_exceeded" // 503: maxInFlight reached
+
+	CodeMigrationFailed = "migration_failed"   // 422: the schema change could not run; the app keeps its old schema and data, in error
+	CodeDuplicate       = "duplicate"          // 409 from the data API: a unique field's value already exists
+	CodeMethod          = "method_not_allowed" // 405
 )
+
+// HeaderApp routes app traffic to an app by name, as an alternative to the /apps/{app} prefix.
+const HeaderApp = "X-App"
+
+// QueryPurge is the query parameter of DELETE /v1/apps/{name} that removes the data instead of archiving it.
+const QueryPurge = "purge"
 
 // HeaderIfMatch carries the generation a write expects to replace; HeaderGeneration answers it.
 const (

@@ -1,0 +1,197 @@
+package apphost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/registry"
+	"github.com/appfleet/appfleet/apphost/store"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// errUnavailable means the app cannot take a request now (stopping, stopped, being deleted).
+var errUnavailable = errors.New("app is not running")
+
+// appState is an immutable snapshot of what a request needs to know about its app. Lifecycle
+// operations publish a new one; requests read it without locking.
+type appState struct {
+	status string
+	err    string
+	entry  registry.Entry
+	cols   map[string]*store.Collection
+	keys   []string // salted hashes of the app's API keys
+	dial   store.Dialect
+}
+
+// app is one hosted app.
+type app struct {
+	name string
+	log  *slog.Logger
+	rt   *Runtime
+
+	// opMu serialises this app's lifecycle operations. It is never held by a request.
+	opMu    sync.Mutex
+	deleted bool // under opMu: the app was deleted while a caller waited
+
+	state atomic.Pointer[appState]
+
+	// sem is a one-slot semaphore that owns db: taken by a request for its database work, by
+	// hibernation and by operations that open, close or replace the database.
+	sem    chan struct{}
+	db     store.Conn // under sem; nil while hibernating or stopped
+	closed bool       // under sem: no request may open db (stopped, being changed or deleted)
+	// verified is under sem: the database's tables were checked against the accepted spec in this process.
+	verified bool
+	dbOpen atomic.Bool
+
+	inFlight atomic.Int64
+	lastUsed atomic.Int64 // unix nanoseconds of the last database use
+	stats    appCounters
+}
+
+type appCounters struct {
+	requests, errors, panics, rejected atomic.Int64
+	lastRequest                        atomic.Int64
+	latency                            histogram
+}
+
+func newApp(rt *Runtime, name string) *app {
+	a := &app{name: name, rt: rt, log: rt.log.With("app", name), sem: make(chan struct{}, 1), closed: true}
+	a.state.Store(&appState{status: api.StatusPending})
+	return a
+}
+
+func (a *app) current() *appState { return a.state.Load() }
+
+// publish replaces the state snapshot: status and error, keeping the rest.
+func (a *app) setStatus(status, errMsg string) {
+	for {
+		old := a.state.Load()
+		n := *old
+		n.status, n.err = status, errMsg
+		if a.state.CompareAndSwap(old, &n) {
+			if old.status != status {
+				if status == api.StatusError {
+					a.log.Error("app status changed", "from", old.status, "to", status, "error", errMsg)
+				} else {
+					a.log.Info("app status changed", "from", old.status, "to", status)
+				}
+			}
+			return
+		}
+	}
+}
+
+// setEntry publishes a new accepted spec with the compiled data model and key hashes.
+func (a *app) setEntry(e registry.Entry, status, errMsg string) {
+	d := dialectOf(e.Spec)
+	st := &appState{status: status, err: errMsg, entry: e, cols: store.Compile(d, e.Spec.Collections), dial: d}
+	for _, k := range e.Spec.APIKeys {
+		st.keys = append(st.keys, k.Value.SHA256)
+	}
+	old := a.state.Swap(st)
+	if old.status != status {
+		a.log.Info("app status changed", "from", old.status, "to", status)
+	}
+}
+
+func dialectOf(s spec.AppSpec) store.Dialect {
+	if s.Database.Driver == spec.DriverPostgres {
+		return store.Postgres
+	}
+	return store.SQLite
+}
+
+// acquire takes the database semaphore, or gives up when ctx ends.
+func (a *app) acquire(ctx context.Context) error {
+	select {
+	case a.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *app) release() { <-a.sem }
+
+// withDB runs fn with the app's database, opening (waking) it when hibernating.
+func (a *app) withDB(ctx context.Context, fn func(store.Conn) error) error {
+	if err := a.acquire(ctx); err != nil {
+		return err
+	}
+	defer a.release()
+	if a.closed {
+		return errUnavailable
+	}
+	if a.db == nil || !a.verified {
+		if err := a.openVerified(ctx, a.current()); err != nil {
+			a.setStatus(api.StatusError, err.Error())
+			return fmt.Errorf("%w: %w", errUnavailable, err)
+		}
+	}
+	a.lastUsed.Store(time.Now().UnixNano())
+	return fn(a.db)
+}
+
+// closeDB closes the database; the caller holds sem.
+func (a *app) closeDB() {
+	if a.db == nil {
+		return
+	}
+	if err := a.db.Close(); err != nil {
+		a.log.Warn("close database", "error", err)
+	}
+	a.db = nil
+	a.dbOpen.Store(false)
+}
+
+// hibernate closes the database of an app idle since before cutoff, unless it is in use.
+func (a *app) hibernate(cutoff int64) bool {
+	if !a.dbOpen.Load() || a.inFlight.Load() > 0 || a.lastUsed.Load() > cutoff {
+		return false
+	}
+	select {
+	case a.sem <- struct{}{}:
+	default:
+		return false // in use right now
+	}
+	defer a.release()
+	if a.db == nil || a.lastUsed.Load() > cutoff {
+		return false
+	}
+	a.closeDB()
+	a.log.Debug("app hibernated")
+	return true
+}
+
+// view is what every read of the app returns, secrets replaced by their hashes.
+func (a *app) view() api.App {
+	st := a.current()
+	out := api.App{
+		Name:       a.name,
+		Labels:     st.entry.Labels,
+		Spec:       st.entry.Spec.Redacted(a.name),
+		Generation: st.entry.Generation,
+		Status:     st.status,
+		Error:      st.err,
+		Stats: api.AppStats{
+			Requests:    a.stats.requests.Load(),
+			Errors:      a.stats.errors.Load(),
+			Panics:      a.stats.panics.Load(),
+			Rejected:    a.stats.rejected.Load(),
+			InFlight:    a.inFlight.Load(),
+			Hibernating: st.status == api.StatusRunning && !a.dbOpen.Load(),
+		},
+	}
+	if ns := a.stats.lastRequest.Load(); ns != 0 {
+		t := time.Unix(0, ns).UTC()
+		out.Stats.LastRequest = &t
+	}
+	return out
+}

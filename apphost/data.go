@@ -1,0 +1,286 @@
+package apphost
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/store"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// maxRecordBytes bounds a record's JSON body.
+const maxRecordBytes = 1 << 20
+
+// statusWriter remembers the status a handler answered with.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// serveApp answers one request of an app's traffic; path is what follows /apps/{app}.
+func (rt *Runtime) serveApp(w http.ResponseWriter, r *http.Request, name, path string) {
+	a := rt.lookup(name)
+	if a == nil || a.current().entry.Generation == 0 {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("app %q does not exist", name), nil)
+		return
+	}
+	n := a.inFlight.Add(1)
+	defer a.inFlight.Add(-1)
+	start := time.Now()
+	a.stats.lastRequest.Store(start.UnixNano())
+	st := a.current()
+	if st.status != api.StatusRunning {
+		a.stats.requests.Add(1)
+		msg := fmt.Sprintf("app %q is %s", name, st.status)
+		if st.err != "" {
+			msg += ": " + st.err
+		}
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, msg, nil)
+		return
+	}
+	if !a.authorized(r, st) {
+		a.stats.requests.Add(1)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="`+name+`"`)
+		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, fmt.Sprintf("app %q needs one of its API keys (Authorization: Bearer <key>)", name), nil)
+		return
+	}
+	if max := st.entry.Spec.Limits.MaxInFlight; max > 0 && n > int64(max) {
+		a.stats.requests.Add(1)
+		a.stats.rejected.Add(1)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, api.CodeLimitExceeded, fmt.Sprintf("app %q has %d requests in flight, its limit", name, max), nil)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			a.stats.panics.Add(1)
+			rt.panics.Add(1)
+			a.log.Error("panic in request; recovered", "method", r.Method, "path", path, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				writeError(sw, http.StatusInternalServerError, api.CodeInternal, "internal error in app "+strconv.Quote(name), nil)
+			}
+		}
+		a.stats.requests.Add(1)
+		if sw.status >= 500 {
+			a.stats.errors.Add(1)
+		}
+		a.stats.latency.observe(time.Since(start))
+	}()
+	rt.route(sw, r, a, st, path)
+}
+
+// authorized reports whether the request may use the app: always when it declares no keys, else
+// when it carries one of them. Keys are compared by salted hash (the salt is the app's name, so a key
+// of another app never matches) in constant time.
+func (a *app) authorized(r *http.Request, st *appState) bool {
+	if len(st.keys) == 0 {
+		return true
+	}
+	tok, ok := bearer(r)
+	if !ok {
+		return false
+	}
+	h := []byte(spec.SecretHash(a.name, tok))
+	match := 0
+	for _, k := range st.keys {
+		match |= subtle.ConstantTimeCompare(h, []byte(k))
+	}
+	return match == 1
+}
+
+func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *appState, path string) {
+	switch {
+	case path == "/openapi.json":
+		if !allow(w, r, http.MethodGet) {
+			return
+		}
+		writeJSON(w, http.StatusOK, openAPI(a.name, st))
+		return
+	case path == "/api/_settings":
+		if !allow(w, r, http.MethodGet) {
+			return
+		}
+		settings := st.entry.Spec.Settings
+		if settings == nil {
+			settings = map[string]string{}
+		}
+		writeJSON(w, http.StatusOK, settings)
+		return
+	case rt.cfg.TestHooks && strings.HasPrefix(path, "/api/_test/"):
+		rt.testHook(w, r, a, strings.TrimPrefix(path, "/api/_test/"))
+		return
+	}
+	rest, ok := strings.CutPrefix(path, "/api/")
+	if !ok {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no such path in app %q: %s", a.name, path), nil)
+		return
+	}
+	collName, idText, hasID := strings.Cut(rest, "/")
+	coll := st.cols[collName]
+	if coll == nil {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("app %q has no collection %q", a.name, collName), nil)
+		return
+	}
+	if !hasID {
+		switch r.Method {
+		case http.MethodGet:
+			lq, err := coll.ParseList(r.URL.Query())
+			if err != nil {
+				writeDataError(w, err)
+				return
+			}
+			var items []store.Record
+			var total int64
+			err = a.withDB(r.Context(), func(c store.Conn) (err error) {
+				items, total, err = coll.List(r.Context(), c, lq)
+				return err
+			})
+			if err != nil {
+				writeDataError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, struct {
+				Items []store.Record `json:"items"`
+				Total int64          `json:"total"`
+			}{items, total})
+		case http.MethodPost:
+			in, err := readRecord(r)
+			if err != nil {
+				writeDataError(w, err)
+				return
+			}
+			var rec store.Record
+			err = a.withDB(r.Context(), func(c store.Conn) (err error) {
+				rec, err = coll.Create(r.Context(), c, in)
+				return err
+			})
+			if err != nil {
+				writeDataError(w, err)
+				return
+			}
+			if id, ok := rec.Get("id"); ok {
+				w.Header().Set("Location", fmt.Sprintf("/apps/%s/api/%s/%v", a.name, collName, id))
+			}
+			writeJSON(w, http.StatusCreated, rec)
+		default:
+			allow(w, r, http.MethodGet, http.MethodPost)
+		}
+		return
+	}
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("collection %q has no record %q", collName, idText), nil)
+		return
+	}
+	var rec store.Record
+	switch r.Method {
+	case http.MethodGet:
+		err = a.withDB(r.Context(), func(c store.Conn) (err error) {
+			rec, err = coll.Get(r.Context(), c, id)
+			return err
+		})
+	case http.MethodPatch:
+		var in map[string]any
+		if in, err = readRecord(r); err == nil {
+			err = a.withDB(r.Context(), func(c store.Conn) (err error) {
+				rec, err = coll.Update(r.Context(), c, id, in)
+				return err
+			})
+		}
+	case http.MethodDelete:
+		err = a.withDB(r.Context(), func(c store.Conn) error { return coll.Delete(r.Context(), c, id) })
+		if err == nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+	default:
+		allow(w, r, http.MethodGet, http.MethodPatch, http.MethodDelete)
+		return
+	}
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("collection %q has no record %d", collName, id), nil)
+			return
+		}
+		writeDataError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeError(w, http.StatusMethodNotAllowed, api.CodeMethod, fmt.Sprintf("%s is not allowed here; use %s", r.Method, strings.Join(methods, " or ")), nil)
+	return false
+}
+
+// readRecord decodes a JSON object body, keeping numbers exact.
+func readRecord(r *http.Request) (map[string]any, error) {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRecordBytes))
+	dec.UseNumber()
+	var in map[string]any
+	if err := dec.Decode(&in); err != nil || in == nil {
+		msg := "the body must be a JSON object"
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		return nil, &store.ValidationError{Problems: []store.FieldError{{Field: "body", Reason: msg}}}
+	}
+	return in, nil
+}
+
+func writeDataError(w http.ResponseWriter, err error) {
+	var ve *store.ValidationError
+	var ue *store.UniqueError
+	switch {
+	case errors.As(err, &ve):
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, "invalid input: "+ve.Error(), ve.Details())
+	case errors.As(err, &ue):
+		writeError(w, http.StatusConflict, api.CodeDuplicate, ue.Error(), nil)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, api.CodeNotFound, err.Error(), nil)
+	case errors.Is(err, errUnavailable):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, err.Error(), nil)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "the request ended before the app could serve it", nil)
+	default:
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error(), nil)
+	}
+}

@@ -1,0 +1,16 @@
+// Package apphost is the runtime behind `appfleet runtime serve`: one process that hosts many isolated
+// apps. It keeps the registry, runs each app's lifecycle (pending, starting, running, stopping, stopped,
+// migrating, error), serves the management API of DESIGN.md and each app's data API, hibernates idle
+// apps and wakes them on their next request, and exposes health and Prometheus metrics.
+//
+// Isolation rules this package keeps:
+//   - No lock shared by apps is held during an app's I/O. The runtime's map lock guards only the map;
+//     each app serialises its own lifecycle (opMu) and its own database use (a one-slot semaphore).
+//   - A panic in a request is recovered and counted for that app only; limits.maxInFlight turns excess
+//     requests away at once with 503.
+//   - An idle app costs no goroutine and no open file: its database is opened on the first request
+//     and closed again after the idle timeout.
+//
+// apphost imports spec and apphost/api and nothing of the control plane (plan, providers, apply, cli).
+// Secrets received in a spec never leave it: reads show salted hashes, logs never show specs.
+package apphost

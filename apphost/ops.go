@@ -1,0 +1,695 @@
+package apphost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/registry"
+	"github.com/appfleet/appfleet/apphost/store"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// opError is a failed operation with the HTTP status and code it answers with.
+type opError struct {
+	status  int
+	code    string
+	msg     string
+	details []string
+}
+
+func (e *opError) Error() string { return e.msg }
+
+func errorf(status int, code, format string, args ...any) *opError {
+	return &opError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+func notFound(name string) *opError {
+	return errorf(http.StatusNotFound, api.CodeNotFound, "app %q does not exist", name)
+}
+
+// lifecycleTimeout bounds a lifecycle operation's wait for requests and its database work; it does
+// not end when the client that asked goes away, so an operation never stops halfway.
+const lifecycleTimeout = 5 * time.Minute
+
+func lifecycleContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), lifecycleTimeout)
+}
+
+// getOrCreate returns the app, adding a pending one when the name is new.
+func (rt *Runtime) getOrCreate(name string) *app {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if a, ok := rt.apps[name]; ok {
+		return a
+	}
+	a := newApp(rt, name)
+	rt.apps[name] = a
+	return a
+}
+
+// forget removes the app from the maps; the caller holds its opMu.
+func (rt *Runtime) forget(a *app) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.apps[a.name] == a {
+		delete(rt.apps, a.name)
+	}
+	for h, owner := range rt.hosts {
+		if owner == a {
+			delete(rt.hosts, h)
+		}
+	}
+	a.deleted = true
+}
+
+func (rt *Runtime) setHosts(a *app, hostnames []string) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for h, owner := range rt.hosts {
+		if owner == a {
+			delete(rt.hosts, h)
+		}
+	}
+	for _, h := range hostnames {
+		rt.hosts[h] = a
+	}
+}
+
+func (rt *Runtime) hostOwner(h string) *app {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return rt.hosts[h]
+}
+
+// storedSpec is the spec as the registry keeps it: API keys as salted hashes, the DSN as its value.
+// A key or DSN sent as a hash keeps the value it stands for, so a spec read back from GET can be PUT again.
+func storedSpec(name string, in spec.AppSpec, cur spec.AppSpec) (spec.AppSpec, error) {
+	out := in
+	if in.APIKeys != nil {
+		out.APIKeys = make([]spec.APIKey, len(in.APIKeys))
+		for i, k := range in.APIKeys {
+			h := k.Value.SHA256
+			if k.Value.Value != "" {
+				h = spec.SecretHash(name, k.Value.Value)
+			}
+			out.APIKeys[i] = spec.APIKey{Name: k.Name, Value: spec.SecretRef{SHA256: h}}
+		}
+	}
+	if in.Database.DSN != nil {
+		dsn := spec.SecretRef{Value: in.Database.DSN.Value}
+		if dsn.Value == "" {
+			if cur.Database.DSN == nil || spec.SecretHash(name, cur.Database.DSN.Value) != in.Database.DSN.SHA256 {
+				return out, errors.New("database.dsn: send the DSN's value; a hash stands only for the DSN the app already has")
+			}
+			dsn.Value = cur.Database.DSN.Value
+		}
+		out.Database.DSN = &dsn
+	}
+	return out, nil
+}
+
+func sameJSON(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+func dsnOf(s spec.AppSpec) string {
+	if s.Database.DSN == nil {
+		return ""
+	}
+	return s.Database.DSN.Value
+}
+
+// pgStorageName is the PostgreSQL database or schema of a new app: unique per data dir, at most 63 bytes.
+func (rt *Runtime) pgStorageName(name string) string {
+	n := "af_" + rt.id + "_" + strings.ReplaceAll(name, "-", "_")
+	if len(n) > 63 {
+		sum := sha256.Sum256([]byte(name))
+		n = n[:50] + "_" + hex.EncodeToString(sum[:4])
+	}
+	return n
+}
+
+// putApp creates or updates an app. It returns the app and whether it was created.
+func (rt *Runtime) putApp(ctx context.Context, name string, req api.PutAppRequest, ifMatch *int64, allowLoss bool) (api.App, bool, error) {
+	if probs := validateSpec(name, req.Spec); len(probs) > 0 {
+		return api.App{}, false, &opError{http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the spec is not valid", name), probs}
+	}
+	ctx, cancel := lifecycleContext(ctx)
+	defer cancel()
+	for {
+		a := rt.getOrCreate(name)
+		a.opMu.Lock()
+		if a.deleted {
+			a.opMu.Unlock()
+			continue
+		}
+		v, created, err := rt.putLocked(ctx, a, req, ifMatch, allowLoss)
+		a.opMu.Unlock()
+		return v, created, err
+	}
+}
+
+func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest, ifMatch *int64, allowLoss bool) (api.App, bool, error) {
+	cur := a.current()
+	isNew := cur.entry.Generation == 0
+	fail := func(err error) (api.App, bool, error) {
+		if isNew {
+			rt.forget(a)
+		}
+		return api.App{}, false, err
+	}
+	if ifMatch != nil && *ifMatch != cur.entry.Generation {
+		return fail(errorf(http.StatusConflict, api.CodeConflict, "app %q is at generation %d, not %d; observe it again and re-plan", a.name, cur.entry.Generation, *ifMatch))
+	}
+	for _, h := range req.Spec.Hostnames {
+		if owner := rt.hostOwner(h); owner != nil && owner != a {
+			return fail(errorf(http.StatusConflict, api.CodeConflict, "hostname %q already belongs to app %q", h, owner.name))
+		}
+	}
+	stored, err := storedSpec(a.name, req.Spec, cur.entry.Spec)
+	if err != nil {
+		return fail(&opError{http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the spec is not valid", a.name), []string{err.Error()}})
+	}
+	now := time.Now().UTC()
+	entry := registry.Entry{
+		Name: a.name, Labels: req.Labels, Spec: stored, Generation: cur.entry.Generation,
+		Storage: cur.entry.Storage, CreatedAt: cur.entry.CreatedAt, UpdatedAt: now,
+	}
+	if isNew {
+		entry.CreatedAt = now
+	}
+	specChanged := isNew || !sameJSON(cur.entry.Spec, stored)
+	if !specChanged && cur.status != api.StatusError {
+		if !maps.Equal(cur.entry.Labels, req.Labels) {
+			if err := rt.reg.Put(ctx, entry); err != nil {
+				return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err))
+			}
+			a.setEntry(entry, cur.status, cur.err)
+		}
+		return a.view(), false, nil
+	}
+
+	dbChanged := !isNew && (driverOf(cur.entry.Spec) != driverOf(stored) ||
+		(driverOf(stored) == spec.DriverPostgres && isolationOf(cur.entry.Spec) != isolationOf(stored)))
+	if !allowLoss && !isNew {
+		var lines []string
+		if dbChanged {
+			lines = append(lines, fmt.Sprintf("database: %s/%s -> %s/%s (the app starts empty; its data is archived)",
+				driverOf(cur.entry.Spec), isolationOf(cur.entry.Spec), driverOf(stored), isolationOf(stored)))
+		} else {
+			for _, ch := range store.PlanMigration(cur.dial, cur.entry.Spec.Collections, stored.Collections) {
+				if ch.DataLoss {
+					lines = append(lines, ch.String())
+				}
+			}
+		}
+		if len(lines) > 0 {
+			return fail(&opError{http.StatusConflict, api.CodeDataLoss,
+				fmt.Sprintf("app %q: the change loses data; repeat it with ?%s=true to allow that", a.name, api.QueryAllowDataLoss), lines})
+		}
+	}
+	switch {
+	case driverOf(stored) == spec.DriverSQLite:
+		entry.Storage = ""
+	case isNew || dbChanged || entry.Storage == "":
+		entry.Storage = rt.pgStorageName(a.name)
+	}
+	if specChanged {
+		entry.Generation++
+	}
+
+	// The database work: requests wait for the semaphore or see "migrating" and get 503.
+	a.setStatus(api.StatusMigrating, "")
+	if err := a.acquire(ctx); err != nil {
+		a.setStatus(cur.status, cur.err)
+		return fail(errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", a.name, err))
+	}
+	defer a.release()
+	wasClosed := a.closed
+	a.closed = true
+	restore := func() { a.closed = wasClosed; a.setStatus(cur.status, cur.err) }
+
+	if dbChanged {
+		a.closeDB()
+		if err := rt.archiveStorage(ctx, a.name, cur.entry, false); err != nil {
+			restore()
+			return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: archive the old database: %v", a.name, err))
+		}
+	}
+	if isNew {
+		rt.clearOrphan(ctx, a.name)
+	}
+	if a.db != nil && dsnOf(cur.entry.Spec) != dsnOf(stored) {
+		a.closeDB() // a new DSN: reconnect with it
+	}
+	if a.db == nil {
+		c, err := rt.openStore(ctx, a.name, entry, isNew || dbChanged)
+		if err != nil {
+			if isNew {
+				return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: create its database: %v", a.name, err))
+			}
+			a.closed = true
+			a.setStatus(api.StatusError, "open database: "+err.Error())
+			return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: open its database: %v", a.name, err))
+		}
+		a.db = c
+		a.dbOpen.Store(true)
+	}
+	changes, err := store.Migrate(ctx, a.db, stored.Collections, allowLoss || isNew || dbChanged)
+	if err != nil {
+		var dl *store.DataLossError
+		if errors.As(err, &dl) {
+			// The accepted spec and the database disagreed; the database is the truth.
+			restore()
+			return fail(&opError{http.StatusConflict, api.CodeDataLoss,
+				fmt.Sprintf("app %q: the change loses data; repeat it with ?%s=true to allow that", a.name, api.QueryAllowDataLoss), dl.Details()})
+		}
+		if isNew {
+			a.closeDB()
+			rt.purgeNew(ctx, a.name, entry)
+			return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: %v", a.name, err))
+		}
+		a.closeDB()
+		a.closed = true
+		a.setStatus(api.StatusError, err.Error())
+		return api.App{}, false, errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed,
+			"app %q: %v; its previous schema and data are untouched", a.name, err)
+	}
+	a.verified = true
+	if err := rt.reg.Put(ctx, entry); err != nil {
+		if isNew {
+			a.closeDB()
+			rt.purgeNew(ctx, a.name, entry)
+			return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err))
+		}
+		a.closed = true
+		a.setStatus(api.StatusError, err.Error())
+		return api.App{}, false, errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+	}
+	for _, ch := range changes {
+		a.log.Info("migrated", "change", ch.String(), "generation", entry.Generation)
+	}
+	rt.setHosts(a, stored.Hostnames)
+	if isNew {
+		a.closeDB() // a new app opens its database on its first request, so creating many apps costs no memory
+	}
+	if wantsRunning(stored) {
+		a.closed = false
+		a.setEntry(entry, api.StatusRunning, "")
+	} else {
+		a.closeDB()
+		a.closed = true
+		a.setEntry(entry, api.StatusStopped, "")
+	}
+	return a.view(), isNew, nil
+}
+
+// clearOrphan moves aside data of a name that has no registry entry (left by a delete that was killed
+// between the registry and the archive), so a new app never inherits it.
+func (rt *Runtime) clearOrphan(_ context.Context, name string) {
+	if _, err := os.Stat(rt.appDir(name)); err == nil {
+		dst := rt.archiveDir(name + "-orphan")
+		if err := os.Rename(rt.appDir(name), dst); err != nil {
+			rt.log.Warn("move leftover data aside", "app", name, "error", err)
+		} else {
+			rt.log.Warn("moved leftover data of an unregistered app to the archive", "app", name, "archive", dst)
+		}
+	}
+}
+
+// purgeNew removes what a failed create made.
+func (rt *Runtime) purgeNew(ctx context.Context, name string, e registry.Entry) {
+	if driverOf(e.Spec) == spec.DriverPostgres {
+		if err := store.PurgePostgres(ctx, pgTarget(e)); err != nil {
+			rt.log.Warn("remove the database of a failed create", "app", name, "error", err)
+		}
+		return
+	}
+	_ = os.RemoveAll(rt.appDir(name))
+}
+
+func (rt *Runtime) archiveDir(prefix string) string {
+	base := filepath.Join(rt.cfg.DataDir, "archive", prefix+"-"+time.Now().UTC().Format("20060102T150405Z"))
+	dir := base
+	for i := 2; ; i++ {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return dir
+		}
+		dir = fmt.Sprintf("%s-%d", base, i)
+	}
+}
+
+// archiveStorage moves an app's data out of the way (or removes it when purge). SQLite files move to
+// DATA_DIR/archive/<name>-<timestamp>/; a PostgreSQL database or schema is renamed and the new name
+// recorded there.
+func (rt *Runtime) archiveStorage(ctx context.Context, name string, e registry.Entry, purge bool) error {
+	if driverOf(e.Spec) == spec.DriverPostgres {
+		t := pgTarget(e)
+		if purge {
+			return store.PurgePostgres(ctx, t)
+		}
+		dst := rt.archiveDir(name)
+		archived := t.Name + "_" + time.Now().UTC().Format("20060102150405")
+		if len(archived) > 63 {
+			archived = archived[len(archived)-63:]
+		}
+		if err := store.ArchivePostgres(ctx, t, archived); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dst, 0o700); err != nil {
+			return err
+		}
+		note, _ := json.MarshalIndent(map[string]any{"driver": "postgres", "isolation": t.Isolation, "archivedAs": archived, "spec": e.Spec.Redacted(name)}, "", "  ")
+		return os.WriteFile(filepath.Join(dst, "archive.json"), note, 0o600)
+	}
+	if purge {
+		return os.RemoveAll(rt.appDir(name))
+	}
+	if _, err := os.Stat(rt.appDir(name)); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	dst := rt.archiveDir(name)
+	if err := os.Rename(rt.appDir(name), dst); err != nil {
+		return err
+	}
+	note, _ := json.MarshalIndent(map[string]any{"driver": "sqlite", "spec": e.Spec.Redacted(name)}, "", "  ")
+	return os.WriteFile(filepath.Join(dst, "archive.json"), note, 0o600)
+}
+
+// startApp brings an app to running and records that as its desired state.
+func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
+	a := rt.lookup(name)
+	if a == nil {
+		return api.App{}, notFound(name)
+	}
+	ctx, cancel := lifecycleContext(ctx)
+	defer cancel()
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.deleted {
+		return api.App{}, notFound(name)
+	}
+	cur := a.current()
+	if cur.status == api.StatusRunning && cur.entry.Spec.State != spec.StateStopped {
+		return a.view(), nil
+	}
+	a.setStatus(api.StatusStarting, "")
+	if err := a.acquire(ctx); err != nil {
+		a.setStatus(cur.status, cur.err)
+		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+	}
+	err := a.openVerified(ctx, cur)
+	if err == nil {
+		a.closed = false
+	}
+	a.release()
+	if err != nil {
+		a.setStatus(api.StatusError, err.Error())
+		return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q cannot start: %v", name, err)
+	}
+	entry := cur.entry
+	if entry.Spec.State == spec.StateStopped {
+		entry.Spec.State = spec.StateRunning
+		entry.UpdatedAt = time.Now().UTC()
+		if err := rt.reg.Put(ctx, entry); err != nil {
+			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+		}
+	}
+	a.setEntry(entry, api.StatusRunning, "")
+	return a.view(), nil
+}
+
+// openVerified opens the database when closed and checks that its tables match the accepted spec;
+// the caller holds sem.
+func (a *app) openVerified(ctx context.Context, st *appState) error {
+	if a.db == nil {
+		c, err := a.rt.openStore(ctx, a.name, st.entry, false)
+		if err != nil {
+			return fmt.Errorf("open database: %w", err)
+		}
+		a.db = c
+		a.dbOpen.Store(true)
+	}
+	if !a.verified {
+		if _, err := store.Migrate(ctx, a.db, st.entry.Spec.Collections, false); err != nil {
+			a.closeDB()
+			return err
+		}
+		a.verified = true
+	}
+	a.lastUsed.Store(time.Now().UnixNano())
+	return nil
+}
+
+// stopApp waits for the request using the database, closes it and records stopped as the desired state.
+func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
+	a := rt.lookup(name)
+	if a == nil {
+		return api.App{}, notFound(name)
+	}
+	ctx, cancel := lifecycleContext(ctx)
+	defer cancel()
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.deleted {
+		return api.App{}, notFound(name)
+	}
+	cur := a.current()
+	if cur.status == api.StatusStopped && cur.entry.Spec.State == spec.StateStopped {
+		return a.view(), nil
+	}
+	a.setStatus(api.StatusStopping, "")
+	if err := a.acquire(ctx); err != nil {
+		a.setStatus(cur.status, cur.err)
+		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+	}
+	a.closed = true
+	a.closeDB()
+	a.release()
+	entry := cur.entry
+	entry.Spec.State = spec.StateStopped
+	entry.UpdatedAt = time.Now().UTC()
+	if err := rt.reg.Put(ctx, entry); err != nil {
+		return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+	}
+	a.setEntry(entry, api.StatusStopped, "")
+	return a.view(), nil
+}
+
+// deleteApp stops the app, removes it from the registry and archives (or purges) its data.
+func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error {
+	a := rt.lookup(name)
+	if a == nil {
+		return notFound(name)
+	}
+	ctx, cancel := lifecycleContext(ctx)
+	defer cancel()
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.deleted {
+		return notFound(name)
+	}
+	cur := a.current()
+	a.setStatus(api.StatusStopping, "")
+	if err := a.acquire(ctx); err != nil {
+		a.setStatus(cur.status, cur.err)
+		return errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+	}
+	a.closed = true
+	a.closeDB()
+	a.release()
+	// Registry first: a kill between the two leaves an orphan directory that the next create moves
+	// aside, never a registered app without its data.
+	if err := rt.reg.Delete(ctx, name); err != nil {
+		a.setStatus(api.StatusError, err.Error())
+		return errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+	}
+	rt.forget(a)
+	if err := rt.archiveStorage(ctx, name, cur.entry, purge); err != nil {
+		a.log.Error("archive data of deleted app", "error", err)
+		return errorf(http.StatusInternalServerError, api.CodeInternal, "app %q was deleted but its data could not be archived: %v", name, err)
+	}
+	a.log.Info("app deleted", "purged", purge)
+	return nil
+}
+
+// backupApp writes a consistent snapshot of the app's data to a temporary SQLite file and returns its path.
+func (rt *Runtime) backupApp(ctx context.Context, name string) (string, error) {
+	a := rt.lookup(name)
+	if a == nil {
+		return "", notFound(name)
+	}
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.deleted {
+		return "", notFound(name)
+	}
+	st := a.current()
+	tmp, err := rt.tempPath("backup-" + name)
+	if err != nil {
+		return "", err
+	}
+	if driverOf(st.entry.Spec) == spec.DriverSQLite {
+		err = store.BackupSQLite(ctx, rt.appDBPath(name), tmp)
+	} else {
+		err = rt.backupPostgres(ctx, st, tmp)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return "", errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: back up: %v", name, err)
+	}
+	return tmp, nil
+}
+
+// backupPostgres copies the app's tables, read in one repeatable-read transaction, into a SQLite file:
+// one snapshot format for both drivers, so an app can move between them.
+func (rt *Runtime) backupPostgres(ctx context.Context, st *appState, dst string) error {
+	src, err := store.OpenPostgres(ctx, pgTarget(st.entry), false)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if _, err := src.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
+		return err
+	}
+	defer func() { _, _ = src.Exec(context.WithoutCancel(ctx), "ROLLBACK") }()
+	cols, _, err := store.RecordedCollections(ctx, src)
+	if err != nil {
+		return err
+	}
+	out, err := store.OpenSQLite(dst, true)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if _, err := store.Migrate(ctx, out, cols, true); err != nil {
+		return err
+	}
+	return store.InTx(ctx, out, func() error { return store.CopyData(ctx, src, out, cols) })
+}
+
+func (rt *Runtime) tempPath(prefix string) (string, error) {
+	f, err := os.CreateTemp(filepath.Join(rt.cfg.DataDir, "tmp"), prefix+"-*.db")
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	_ = f.Close()
+	return name, os.Remove(name) // VACUUM INTO and SQLite want to create the file themselves
+}
+
+// restoreApp replaces the app's data with a snapshot read from body.
+func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, allowLoss bool) (api.App, error) {
+	a := rt.lookup(name)
+	if a == nil {
+		return api.App{}, notFound(name)
+	}
+	tmp, err := rt.tempPath("restore-" + name)
+	if err != nil {
+		return api.App{}, err
+	}
+	defer os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return api.App{}, err
+	}
+	_, err = io.Copy(f, body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "read snapshot: %v", err)
+	}
+	ctx, cancel := lifecycleContext(ctx)
+	defer cancel()
+	a.opMu.Lock()
+	defer a.opMu.Unlock()
+	if a.deleted {
+		return api.App{}, notFound(name)
+	}
+	st := a.current()
+	snap, err := store.CheckSQLite(ctx, tmp)
+	if err != nil {
+		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a usable snapshot: %v", name, err)
+	}
+	snapClosed := false
+	defer func() {
+		if !snapClosed {
+			_ = snap.Close()
+		}
+	}()
+	if _, ok, err := store.RecordedCollections(ctx, snap); err != nil || !ok {
+		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a snapshot of an appfleet app", name)
+	}
+	if _, err := store.Migrate(ctx, snap, st.entry.Spec.Collections, allowLoss); err != nil {
+		var dl *store.DataLossError
+		if errors.As(err, &dl) {
+			return api.App{}, &opError{http.StatusConflict, api.CodeDataLoss,
+				fmt.Sprintf("app %q: the snapshot holds data this app's collections cannot keep; repeat with ?%s=true to drop it", name, api.QueryAllowDataLoss), dl.Details()}
+		}
+		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the snapshot does not fit the app's collections: %v", name, err)
+	}
+	if err := a.acquire(ctx); err != nil {
+		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+	}
+	defer a.release()
+	if driverOf(st.entry.Spec) == spec.DriverSQLite {
+		snapClosed = true
+		if err := snap.Close(); err != nil { // checkpoints the snapshot's log into its file
+			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
+		}
+		a.closeDB()
+		path := rt.appDBPath(name)
+		if err := os.MkdirAll(rt.appDir(name), 0o700); err != nil {
+			return api.App{}, err
+		}
+		for _, suffix := range []string{"-wal", "-shm"} {
+			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
+			}
+		}
+		// rename(2) swaps the file in one step: the app has its old data or the new, never a mix.
+		if err := os.Rename(tmp, path); err != nil {
+			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: replace database: %v", name, err)
+		}
+		if err := syncDir(rt.appDir(name)); err != nil {
+			return api.App{}, err
+		}
+	} else {
+		if a.db == nil {
+			c, err := rt.openStore(ctx, name, st.entry, false)
+			if err != nil {
+				return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: open database: %v", name, err)
+			}
+			a.db = c
+			a.dbOpen.Store(true)
+		}
+		cols := st.entry.Spec.Collections
+		err := store.InTx(ctx, a.db, func() error {
+			if err := store.ClearData(ctx, a.db, cols); err != nil {
+				return err
+			}
+			return store.CopyData(ctx, snap, a.db, cols)
+		})
+		if err != nil {
+			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: restore: %v", name, err)
+		}
+	}
+	a.verified = true
+	a.log.Info("app restored from a snapshot")
+	return a.view(), nil
+}

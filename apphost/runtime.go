@@ -1,0 +1,300 @@
+package apphost
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/registry"
+	"github.com/appfleet/appfleet/apphost/store"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Runtime.
+type Config struct {
+	// DataDir holds the registry, every app's SQLite database and the archive. Created with mode 0700.
+	DataDir string
+	// Name is shown in GET /v1/runtime; empty means the data dir's base name.
+	Name string
+	// Token is the management API's bearer token. Required.
+	Token string
+	// IdleTimeout is how long an app may go without a request before its database is closed; 0 never.
+	IdleTimeout time.Duration
+	// ShutdownTimeout bounds how long Serve waits for requests in flight after ctx ends (default 10s).
+	ShutdownTimeout time.Duration
+	// Version is reported in GET /v1/runtime.
+	Version string
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// TestHooks enables the test-only endpoints of hooks.go. Never set it in production.
+	TestHooks bool
+}
+
+// Runtime hosts apps. Create it with New, serve it with Serve.
+type Runtime struct {
+	cfg       Config
+	log       *slog.Logger
+	reg       *registry.Registry
+	id        string // short random id of this data dir, part of PostgreSQL database names
+	startedAt time.Time
+	metrics   *prometheus.Registry
+
+	mu    sync.RWMutex // guards apps and hosts only; never held during I/O
+	apps  map[string]*app
+	hosts map[string]*app
+
+	mux          *http.ServeMux
+	shuttingDown atomic.Bool
+	panics       atomic.Int64
+}
+
+// New opens (creating when needed) the data dir and its registry and restores every app to its
+// desired state. Apps' databases are opened lazily, on their first request.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data dir is required")
+	}
+	if cfg.Token == "" {
+		return nil, errors.New("a token is required")
+	}
+	if cfg.Name == "" {
+		abs, _ := filepath.Abs(cfg.DataDir)
+		cfg.Name = filepath.Base(abs)
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "apps"), filepath.Join(cfg.DataDir, "archive"), filepath.Join(cfg.DataDir, "tmp")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	if err := os.Chmod(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	// Leftovers of backups and restores that a killed process did not finish.
+	if ents, err := os.ReadDir(filepath.Join(cfg.DataDir, "tmp")); err == nil {
+		for _, e := range ents {
+			_ = os.RemoveAll(filepath.Join(cfg.DataDir, "tmp", e.Name()))
+		}
+	}
+	reg, err := registry.Open(ctx, filepath.Join(cfg.DataDir, "registry.db"))
+	if err != nil {
+		return nil, err
+	}
+	rt := &Runtime{
+		cfg: cfg, log: cfg.Logger, reg: reg, startedAt: time.Now(),
+		apps: map[string]*app{}, hosts: map[string]*app{},
+	}
+	if rt.id, err = reg.Meta(ctx, "runtime_id"); err == nil && rt.id == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		rt.id = hex.EncodeToString(b)
+		err = reg.SetMeta(ctx, "runtime_id", rt.id)
+	}
+	if err != nil {
+		_ = reg.Close()
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	entries, err := reg.Load(ctx)
+	if err != nil {
+		_ = reg.Close()
+		return nil, err
+	}
+	for _, e := range entries {
+		a := newApp(rt, e.Name)
+		status := api.StatusStopped
+		if wantsRunning(e.Spec) {
+			status = api.StatusRunning
+			a.closed = false // opened on the first request
+		}
+		a.setEntry(e, status, "")
+		rt.apps[e.Name] = a
+		for _, h := range e.Spec.Hostnames {
+			rt.hosts[h] = a
+		}
+	}
+	rt.metrics = newMetrics(rt)
+	rt.mux = rt.routes()
+	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", cfg.DataDir)
+	return rt, nil
+}
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully: it stops accepting, lets
+// requests in flight finish within Config.ShutdownTimeout, and closes every database.
+func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           rt,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(rt.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	stopReaper := rt.startReaper()
+	defer stopReaper()
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	rt.shuttingDown.Store(true)
+	rt.log.Info("shutting down", "timeout", rt.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		rt.log.Warn("requests still in flight at the shutdown deadline; closing their connections", "error", err)
+		_ = srv.Close()
+	}
+	closeErr := rt.Close(sctx)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	return closeErr
+}
+
+// Close closes every app's database and the registry. Requests must have stopped.
+func (rt *Runtime) Close(ctx context.Context) error {
+	for _, a := range rt.snapshot() {
+		if err := a.acquire(ctx); err != nil {
+			a.log.Warn("database still busy at shutdown; closing it anyway")
+			a.closeDB() // the request using it has been cut off by the server's Close
+			continue
+		}
+		a.closed = true
+		a.closeDB()
+		a.release()
+	}
+	rt.log.Info("every database closed")
+	return rt.reg.Close()
+}
+
+// startReaper starts the one goroutine that hibernates idle apps.
+func (rt *Runtime) startReaper() func() {
+	idle := rt.cfg.IdleTimeout
+	if idle <= 0 {
+		return func() {}
+	}
+	tick := min(max(idle/4, 50*time.Millisecond), 30*time.Second)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				cutoff := now.Add(-idle).UnixNano()
+				n := 0
+				for _, a := range rt.snapshot() {
+					if a.hibernate(cutoff) {
+						n++
+					}
+				}
+				if n > 0 {
+					rt.log.Debug("hibernated idle apps", "count", n)
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func (rt *Runtime) snapshot() []*app {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	out := make([]*app, 0, len(rt.apps))
+	for _, a := range rt.apps {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, func(x, y *app) int {
+		if x.name < y.name {
+			return -1
+		}
+		if x.name > y.name {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (rt *Runtime) lookup(name string) *app {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return rt.apps[name]
+}
+
+func (rt *Runtime) appDir(name string) string { return filepath.Join(rt.cfg.DataDir, "apps", name) }
+
+func (rt *Runtime) appDBPath(name string) string { return filepath.Join(rt.appDir(name), "app.db") }
+
+// openStore opens an app's database, creating it when create is true.
+func (rt *Runtime) openStore(ctx context.Context, name string, e registry.Entry, create bool) (store.Conn, error) {
+	if driverOf(e.Spec) == "postgres" {
+		return store.OpenPostgres(ctx, pgTarget(e), create)
+	}
+	if create {
+		if err := os.MkdirAll(rt.appDir(name), 0o700); err != nil {
+			return nil, err
+		}
+	}
+	return store.OpenSQLite(rt.appDBPath(name), create)
+}
+
+func pgTarget(e registry.Entry) store.PGTarget {
+	t := store.PGTarget{Isolation: isolationOf(e.Spec), Name: e.Storage}
+	if e.Spec.Database.DSN != nil {
+		t.DSN = e.Spec.Database.DSN.Value
+	}
+	return t
+}
+
+// runtimeInfo is the body of GET /v1/runtime.
+func (rt *Runtime) runtimeInfo() api.Runtime {
+	counts := map[string]int{"total": 0}
+	for _, a := range rt.snapshot() {
+		counts[a.current().status]++
+		counts["total"]++
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return api.Runtime{
+		Name:          rt.cfg.Name,
+		Version:       rt.cfg.Version,
+		StartedAt:     rt.startedAt.UTC(),
+		UptimeSeconds: time.Since(rt.startedAt).Seconds(),
+		Apps:          counts,
+		MemoryBytes:   residentBytes(ms),
+	}
+}
+
+// residentBytes is the process's resident set size where the system reports it, else what Go holds.
+func residentBytes(ms runtime.MemStats) uint64 {
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		var size, rss uint64
+		if _, err := fmt.Sscan(string(b), &size, &rss); err == nil {
+			return rss * uint64(os.Getpagesize())
+		}
+	}
+	return ms.Sys
+}

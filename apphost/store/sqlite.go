@@ -1,0 +1,218 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"modernc.org/libc"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Page cache and lookaside sizes. An app's database is small and mostly served from the OS page cache,
+// so a big per-connection cache buys little and costs RAM a thousand times over.
+const (
+	cacheSizeKiB    = 256 // PRAGMA cache_size, per connection
+	lookasideSlot   = 512 // bytes per lookaside slot
+	lookasideSlots  = 16  // lookaside slots per connection (SQLite's default 1200x40 would cost 48 KiB each)
+	busyTimeoutMsec = 5000
+)
+
+var configureOnce sync.Once
+
+// configureSQLite shrinks SQLite's per-connection lookaside allocator. It must run before the first
+// connection of the process is opened; when something else opened one first, SQLite refuses and the
+// default stays, which costs memory but nothing else.
+func configureSQLite() {
+	configureOnce.Do(func() {
+		tls := libc.NewTLS()
+		defer tls.Close()
+		va := libc.NewVaList(int32(lookasideSlot), int32(lookasideSlots))
+		defer libc.Xfree(tls, va)
+		sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_LOOKASIDE, va)
+	})
+}
+
+// sqliteDSN is the connection string of a database file.
+//
+// The database runs in WAL mode with synchronous=NORMAL. That is durable against the process being
+// killed: a commit returns only after its frames were written to the -wal file with write(2), so they
+// sit in the kernel's page cache and reach the disk even if the process dies the next instant. What
+// NORMAL gives up is durability against a power cut or kernel crash (the last commits before it may be
+// rolled back, the database stays consistent); that trade buys commits without an fsync each.
+//
+// creating uses synchronous=OFF instead, for building the empty schema of a new database, whose loss in
+// a power cut only loses the unacknowledged creation.
+func sqliteDSN(path string, creating bool) string {
+	sync := "NORMAL"
+	if creating {
+		sync = "OFF"
+	}
+	return path + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(%s)&_pragma=journal_mode(WAL)&_pragma=cache_size(-%d)&_pragma=foreign_keys(0)&_txlock=immediate",
+		busyTimeoutMsec, sync, cacheSizeKiB)
+}
+
+// OpenSQLite opens the SQLite database at path, creating the file when create is true and refusing
+// otherwise (a missing file of a registered app means lost data, never an empty app).
+func OpenSQLite(path string, create bool) (Conn, error) {
+	configureSQLite()
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("database path %q must not contain '?' or '#'", path)
+	}
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+	}
+	c, err := (&sqlite.Driver{}).Open(sqliteDSN(path, create))
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s := &sqliteConn{c: c}
+	if create {
+		// The schema is built; from now on every commit must survive a killed process.
+		if _, err := s.Exec(context.Background(), "PRAGMA synchronous=NORMAL"); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+type sqliteConn struct {
+	c driver.Conn
+}
+
+func (s *sqliteConn) Dialect() Dialect { return SQLite }
+
+func (s *sqliteConn) Close() error { return s.c.Close() }
+
+func namedArgs(args []any) []driver.NamedValue {
+	if len(args) == 0 {
+		return nil
+	}
+	nv := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		switch v := a.(type) {
+		case int:
+			a = int64(v)
+		case int32:
+			a = int64(v)
+		case bool:
+			if v {
+				a = int64(1)
+			} else {
+				a = int64(0)
+			}
+		}
+		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return nv
+}
+
+func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn func(row []any) error) error {
+	rows, err := s.c.(driver.QueryerContext).QueryContext(ctx, query, namedArgs(args))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, len(rows.Columns()))
+	row := make([]any, len(dest))
+	for {
+		if err := rows.Next(dest); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		for i, v := range dest {
+			row[i] = v
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
+}
+
+// sqliteUnique recognises a UNIQUE constraint failure and names the column ("table.column" in SQLite's text).
+func sqliteUnique(err error) (collection, field string, ok bool) {
+	var se *sqlite.Error
+	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return "", "", false
+	}
+	msg := se.Error()
+	if i := strings.LastIndex(msg, "failed: "); i >= 0 {
+		msg = msg[i+len("failed: "):]
+		if j := strings.IndexAny(msg, " ,("); j >= 0 {
+			msg = msg[:j]
+		}
+		if t, c, found := strings.Cut(msg, "."); found {
+			return t, c, true
+		}
+	}
+	return "", "", true
+}
+
+// BackupSQLite writes a consistent snapshot of the database at path into dst (which must not exist),
+// through a connection of its own so the app keeps serving while it runs: VACUUM INTO reads inside one
+// read transaction, which WAL mode lets run beside writers.
+func BackupSQLite(ctx context.Context, path, dst string) error {
+	c, err := OpenSQLite(path, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Exec(ctx, "VACUUM INTO ?", dst); err != nil {
+		return fmt.Errorf("snapshot database: %w", err)
+	}
+	return nil
+}
+
+// CheckSQLite opens a file that claims to be a snapshot, verifies it, switches it to WAL mode and
+// returns the open connection. It never creates a file.
+func CheckSQLite(ctx context.Context, path string) (Conn, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, 16)
+	_, err = io.ReadFull(f, head)
+	_ = f.Close()
+	if err != nil || string(head) != "SQLite format 3\x00" {
+		return nil, errors.New("not a SQLite database snapshot")
+	}
+	c, err := OpenSQLite(path, false)
+	if err != nil {
+		return nil, err
+	}
+	var result string
+	err = c.Query(ctx, "PRAGMA quick_check", nil, func(row []any) error {
+		if s, ok := row[0].(string); ok && result == "" {
+			result = s
+		}
+		return nil
+	})
+	if err == nil && result != "ok" {
+		err = fmt.Errorf("snapshot is damaged: %s", result)
+	}
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
