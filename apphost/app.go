@@ -48,7 +48,7 @@ type app struct {
 	closed bool       // under sem: no request may open db (stopped, being changed or deleted)
 	// verified is under sem: the database's tables were checked against the accepted spec in this process.
 	verified bool
-	dbOpen atomic.Bool
+	dbOpen   atomic.Bool
 
 	inFlight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds of the last database use

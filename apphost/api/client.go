@@ -68,7 +68,7 @@ func IsConflict(err error) bool { return StatusOf(err) == http.StatusConflict }
 // PutOptions qualify PUT /v1/apps/{name}.
 type PutOptions struct {
 	// IfMatch, when non-zero, makes the write fail with 409 unless the app is at that generation.
-	IfMatch int64
+	IfMatch       int64
 	AllowDataLoss bool
 }
 
