@@ -1,0 +1,159 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// environments is how many local environments every benchmark fleet spreads its apps over.
+const environments = 10
+
+// appliedFixture is a generated fleet of a given size, applied once per run and kept running for every
+// benchmark that plans against it.
+type appliedFixture struct {
+	once      sync.Once
+	err       error
+	apps      int
+	manifests string
+	state     string
+}
+
+var (
+	fixturesMu sync.Mutex
+	fixtures   = map[int]*appliedFixture{}
+)
+
+// fleetFixture returns the fleet of n apps in 10 local environments, generating and applying it on first
+// use and checking that a plan of it then changes nothing.
+func fleetFixture(tb testing.TB, n int) *appliedFixture {
+	tb.Helper()
+	bin := appfleetBinary(tb)
+	root := runRoot(tb)
+	fixturesMu.Lock()
+	fx, ok := fixtures[n]
+	if !ok {
+		fx = &appliedFixture{
+			apps:      n,
+			manifests: filepath.Join(root, fmt.Sprintf("fleet-%d", n)),
+			state:     filepath.Join(root, fmt.Sprintf("state-%d", n)),
+		}
+		fixtures[n] = fx
+	}
+	fixturesMu.Unlock()
+	fx.once.Do(func() {
+		if fx.err = WriteManifests(fx.manifests, n, environments); fx.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		defer cancel()
+		track(fx.manifests, fx.state)
+		res, err := Run(ctx, fx.manifests, appfleetEnv(), bin, fx.args("apply", "--yes")...)
+		if err == nil && res.Exit != 0 {
+			err = fmt.Errorf("apply %d apps: exit %d:\n%s", n, res.Exit, Tail(res.Stderr, 30))
+		}
+		if err != nil {
+			fx.err = err
+			return
+		}
+		tb.Logf("setup: applied %d apps in %d environments in %s", n, environments, res.Duration.Round(1e6))
+		res, err = Run(ctx, fx.manifests, appfleetEnv(), bin, fx.args("plan", "--detailed-exitcode")...)
+		if err == nil && res.Exit != 0 {
+			err = fmt.Errorf("the plan after applying %d apps is not a no-op: exit %d:\n%s\n%s", n, res.Exit, Tail(res.Stdout, 30), Tail(res.Stderr, 10))
+		}
+		fx.err = err
+	})
+	if fx.err != nil {
+		tb.Fatal(fx.err)
+	}
+	return fx
+}
+
+// args is an appfleet command line against the fixture: verb, the manifests, its state dir, extra flags.
+func (fx *appliedFixture) args(verb string, extra ...string) []string {
+	return append([]string{verb, fx.manifests, "--state-dir", fx.state}, extra...)
+}
+
+// planNoop runs `appfleet plan --detailed-exitcode` against the fixture and fails unless it reports no
+// changes: a benchmark of a plan that does work would measure the wrong thing.
+func (fx *appliedFixture) planNoop(b *testing.B) Result {
+	b.Helper()
+	res, err := Run(b.Context(), fx.manifests, appfleetEnv(), binary.path, fx.args("plan", "--detailed-exitcode")...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Exit != 0 {
+		b.Fatalf("appfleet plan of %d apps: exit %d, want 0 (no changes):\n%s\n%s", fx.apps, res.Exit, Tail(res.Stdout, 30), Tail(res.Stderr, 10))
+	}
+	return res
+}
+
+// terraformModule is a Terraform root module of terraform_data resources, initialised once per run.
+type terraformModule struct {
+	once sync.Once
+	err  error
+	bin  string
+	dir  string
+	env  []string
+}
+
+var (
+	tfPlanModule  terraformModule // applied once; the no-op plan baseline
+	tfApplyModule terraformModule // initialised only; each apply starts from an empty state
+)
+
+// terraformEnv keeps Terraform off the network and away from the user's configuration: an empty CLI
+// config, no version check, no prompts.
+func terraformEnv(root string) ([]string, error) {
+	rc := filepath.Join(root, "terraformrc")
+	if err := os.WriteFile(rc, nil, 0o644); err != nil {
+		return nil, err
+	}
+	return []string{"TF_CLI_CONFIG_FILE=" + rc, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_INPUT=0"}, nil
+}
+
+// terraform returns the module of n terraform_data resources in dir, initialised and, when applied is
+// true, applied; nil when terraform is not installed.
+func (m *terraformModule) setup(tb testing.TB, name string, n int, applied bool) *terraformModule {
+	tb.Helper()
+	bin := terraformPath(tb)
+	if bin == "" {
+		return nil
+	}
+	root := runRoot(tb)
+	m.once.Do(func() {
+		m.bin = bin
+		m.dir = filepath.Join(root, name)
+		if m.env, m.err = terraformEnv(root); m.err != nil {
+			return
+		}
+		if m.err = WriteTerraform(m.dir, n, environments); m.err != nil {
+			return
+		}
+		if _, m.err = m.run(context.Background(), "init", "-input=false", "-no-color"); m.err != nil || !applied {
+			return
+		}
+		var res Result
+		if res, m.err = m.run(context.Background(), "apply", "-auto-approve", "-input=false", "-no-color"); m.err == nil {
+			tb.Logf("setup: terraform applied %d terraform_data in %s", n, res.Duration.Round(1e6))
+		}
+	})
+	if m.err != nil {
+		tb.Fatal(m.err)
+	}
+	return m
+}
+
+// run runs terraform in the module and fails unless it exits 0.
+func (m *terraformModule) run(ctx context.Context, args ...string) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	res, err := Run(ctx, m.dir, m.env, m.bin, args...)
+	if err == nil && res.Exit != 0 {
+		err = fmt.Errorf("terraform %s: exit %d:\n%s", args[0], res.Exit, Tail(res.Stderr+res.Stdout, 30))
+	}
+	return res, err
+}
