@@ -1,0 +1,253 @@
+package acceptance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/internal/lock"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// binDir holds the appfleet binary built for this test run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "appfleet-acceptance-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "appfleet"), "github.com/appfleet/appfleet/cmd/appfleet")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build appfleet: %v\n%s", err, out)
+		return 1
+	}
+	binDir = dir
+	return m.Run()
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("PATH", binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+			env.Setenv("NO_COLOR", "1")
+			env.Setenv("HOME", env.WorkDir)
+			// One state dir per script, so the helper commands below know where runtimes keep their files.
+			env.Setenv("APPFLEET_STATE_DIR", filepath.Join(env.WorkDir, ".appfleet"))
+			// The examples are applied as a user would apply them, from a copy.
+			if err := os.CopyFS(filepath.Join(env.WorkDir, "examples"), os.DirFS("../../examples")); err != nil {
+				return err
+			}
+			// Runtimes started by a script are detached; stop them whatever the script did.
+			env.Defer(func() { stopRuntimes(filepath.Join(env.WorkDir, ".appfleet")) })
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"http":        cmdHTTP,
+			"killenv":     cmdKillEnv,
+			"waitfile":    cmdWaitFile,
+			"waitapps":    cmdWaitApps,
+			"genapps":     cmdGenApps,
+			"exitcode":    cmdExitCode,
+			"holdlock":    cmdHoldLock,
+			"releaselock": cmdReleaseLock,
+		},
+	})
+}
+
+// runtimeState is the part of the local provider's runtime.json the scripts need.
+type runtimeState struct {
+	PID    int    `json:"pid"`
+	Listen string `json:"listen"`
+}
+
+func readRuntimeState(stateDir, env string) (runtimeState, error) {
+	var st runtimeState
+	b, err := os.ReadFile(filepath.Join(stateDir, "environments", env, "runtime.json"))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+// cmdHTTP sends one request to an environment's runtime: http ENV METHOD PATH [BODY].
+// It prints the status code and the body to stdout, so scripts can match them with stdout.
+func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 3 || len(args) > 4 {
+		ts.Fatalf("usage: http ENV METHOD PATH [BODY]")
+	}
+	st, err := readRuntimeState(ts.MkAbs(".appfleet"), args[0])
+	ts.Check(err)
+	var body io.Reader
+	if len(args) == 4 {
+		body = strings.NewReader(args[3])
+	}
+	req, err := http.NewRequest(args[1], "http://"+st.Listen+args[2], body)
+	ts.Check(err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	ts.Check(err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%d\n%s\n", resp.StatusCode, bytes.TrimSpace(b))
+	failed := resp.StatusCode >= 400
+	if failed != neg {
+		ts.Fatalf("%s %s: %d %s", args[1], args[2], resp.StatusCode, b)
+	}
+}
+
+// cmdKillEnv kills an environment's runtime with SIGKILL, as a crash would: killenv ENV.
+func cmdKillEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: killenv ENV")
+	}
+	st, err := readRuntimeState(ts.MkAbs(".appfleet"), args[0])
+	ts.Check(err)
+	ts.Check(syscall.Kill(st.PID, syscall.SIGKILL))
+	for i := 0; i < 100 && syscall.Kill(st.PID, 0) == nil; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdWaitFile waits up to 30 s for a file to exist: waitfile PATH.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("%s did not appear within 30s", args[0])
+}
+
+// stopRuntimes kills every runtime a script left behind under stateDir.
+func stopRuntimes(stateDir string) {
+	dirs, _ := filepath.Glob(filepath.Join(stateDir, "environments", "*"))
+	for _, d := range dirs {
+		if st, err := readRuntimeState(stateDir, filepath.Base(d)); err == nil && st.PID > 0 {
+			_ = syscall.Kill(st.PID, syscall.SIGKILL)
+		}
+	}
+}
+
+// cmdWaitApps waits up to 30 s until an environment's runtime holds at least N apps: waitapps ENV N.
+func cmdWaitApps(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitapps ENV N")
+	}
+	var want int
+	_, err := fmt.Sscan(args[1], &want)
+	ts.Check(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := readRuntimeState(ts.MkAbs(".appfleet"), args[0])
+		token, terr := os.ReadFile(ts.MkAbs(filepath.Join(".appfleet", "environments", args[0], "token")))
+		if err == nil && terr == nil {
+			apps, err := api.NewClient(st.Listen, strings.TrimSpace(string(token))).ListApps(context.Background())
+			if err == nil && len(apps) >= want {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ts.Fatalf("environment %s did not reach %d apps within 30s", args[0], want)
+}
+
+// heldLocks are the state-dir locks scripts hold, by script work dir.
+var heldLocks sync.Map
+
+// cmdHoldLock takes the state dir's apply lock in this process, as a running apply would: holdlock DIR.
+func cmdHoldLock(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: holdlock STATEDIR")
+	}
+	l, err := lock.Acquire(ts.MkAbs(args[0]), "appfleet apply")
+	ts.Check(err)
+	heldLocks.Store(ts.MkAbs(args[0]), l)
+}
+
+// cmdReleaseLock releases a lock taken by holdlock: releaselock DIR.
+func cmdReleaseLock(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: releaselock STATEDIR")
+	}
+	v, ok := heldLocks.LoadAndDelete(ts.MkAbs(args[0]))
+	if !ok {
+		ts.Fatalf("no lock held on %s", args[0])
+	}
+	ts.Check(v.(*lock.Lock).Release())
+}
+
+// cmdGenApps writes N app manifests into DIR, all in environment ENV: genapps DIR ENV N.
+func cmdGenApps(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 3 {
+		ts.Fatalf("usage: genapps DIR ENV N")
+	}
+	var n int
+	_, err := fmt.Sscan(args[2], &n)
+	ts.Check(err)
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, `---
+apiVersion: appfleet.dev/v1alpha1
+kind: App
+metadata: {name: app-%03d}
+spec:
+  environment: %s
+  collections:
+    - name: items
+      fields:
+        - {name: title, type: string, required: true}
+`, i, args[1])
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(filepath.Join(args[0], "apps.yaml")), []byte(b.String()), 0o644))
+}
+
+// cmdExitCode runs a command and checks its exit code: exitcode N COMMAND [ARGS...].
+// Its stdout and stderr are kept for the stdout and stderr checks that follow.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 {
+		ts.Fatalf("usage: exitcode N COMMAND [ARGS...]")
+	}
+	var want int
+	_, err := fmt.Sscan(args[0], &want)
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+	}
+}
