@@ -19,10 +19,11 @@ import (
 )
 
 // Bounds of the runtime's lifecycle. A runtime answers /readyz as soon as it listens, so 15 s is ample;
-// a graceful stop closes every app's database, which may take a few seconds with many apps.
+// on SIGTERM it gives requests in flight up to 10 s (its --shutdown-timeout) and then closes every app's
+// database, so the grace before SIGKILL is longer than that.
 const (
 	defaultReadyTimeout = 15 * time.Second
-	defaultStopGrace    = 10 * time.Second
+	defaultStopGrace    = 15 * time.Second
 	logTailLines        = 20
 	// addrWait is how long an address in use may take to be released by a runtime that is exiting.
 	addrWait = 2 * time.Second

@@ -2,7 +2,10 @@ package providertest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,6 +211,8 @@ func requireNotListed(t *testing.T, tg Target) {
 	assert.Empty(t, list)
 }
 
+// createApp creates an app with one record in it, which requireApp finds again after the runtime was
+// restarted or brought back: the app's definition and its data both live in the data the provider keeps.
 func createApp(t *testing.T, ep providers.Endpoint, env spec.Environment) {
 	t.Helper()
 	app := spec.AppSpec{
@@ -221,6 +226,13 @@ func createApp(t *testing.T, ep providers.Endpoint, env spec.Environment) {
 	}
 	_, err := api.NewClient(ep.URL, ep.Token).PutApp(quick(t), appName, api.PutAppRequest{Spec: app}, api.PutOptions{})
 	require.NoError(t, err, "create app %q", appName)
+	waitAppRunning(t, ep)
+
+	resp, err := httpClient.Post(ep.URL+"/apps/"+appName+"/api/notes", "application/json", strings.NewReader(`{"title": "kept"}`))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	require.Equal(t, http.StatusCreated, resp.StatusCode, "create a record: %s", body)
 }
 
 func requireApp(t *testing.T, ep providers.Endpoint) {
@@ -229,7 +241,34 @@ func requireApp(t *testing.T, ep providers.Endpoint) {
 	require.NoError(t, err, "app %q survives", appName)
 	require.Len(t, app.Spec.Collections, 1)
 	assert.Equal(t, "notes", app.Spec.Collections[0].Name)
+	waitAppRunning(t, ep)
+
+	resp, err := httpClient.Get(ep.URL + "/apps/" + appName + "/api/notes")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var list struct {
+		Items []map[string]any `json:"items"`
+		Total int              `json:"total"`
+	}
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
+	require.Equal(t, 1, list.Total, "the app's data survives")
+	assert.Equal(t, "kept", list.Items[0]["title"])
 }
+
+// waitAppRunning waits until the runtime reports the app running: a runtime brings its apps back to
+// their desired state after it starts, not before it answers.
+func waitAppRunning(t *testing.T, ep providers.Endpoint) {
+	t.Helper()
+	c := api.NewClient(ep.URL, ep.Token)
+	require.EventuallyWithT(t, func(ct *assert.CollectT) {
+		app, err := c.GetApp(quick(t), appName)
+		require.NoError(ct, err)
+		require.Equal(ct, api.StatusRunning, app.Status, "app %q status (error %q)", appName, app.Error)
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // BuildAppfleet builds the appfleet command into dir and returns the binary's path. A provider's TestMain
 // calls it so that the suite runs the real runtime.
