@@ -1,13 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"github.com/appfleet/appfleet/internal/lock"
 	"github.com/appfleet/appfleet/plan"
 	"github.com/spf13/cobra"
 )
@@ -69,10 +69,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 	if err != nil {
 		return err
 	}
-	if !opts.Yes && !io.CanPrompt() {
-		return fmt.Errorf("apply changes the fleet and needs confirmation: run it in a terminal, or pass --yes")
-	}
-	lk, err := lock.Acquire(fl.stateDir, "appfleet apply")
+	lk, err := fl.beginChange("apply", opts.Yes)
 	if err != nil {
 		return err
 	}
@@ -98,17 +95,8 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 			return err
 		}
 	}
-	if rerr := renderPlan(io.Out, p, "text", io.ColorEnabled()); rerr != nil {
-		return rerr
-	}
-	if err != nil {
-		return blocked(io.ErrOut, err)
-	}
-	if err := p.Err(); err != nil {
-		return blocked(io.ErrOut, err)
-	}
-	if !p.HasChanges() {
-		return nil
+	if err := showPlan(io, p, cmp.Or(err, p.Err())); err != nil || !p.HasChanges() {
+		return err
 	}
 	if loss := p.DataLoss(); len(loss) > 0 && !opts.AllowDataLoss {
 		names := make([]string, len(loss))
@@ -117,14 +105,8 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		}
 		return fmt.Errorf("the plan loses data in %s (marked above); nothing was changed. Re-run with --allow-data-loss to accept that", strings.Join(names, ", "))
 	}
-	if !opts.Yes {
-		ok, err := confirm(io, "Apply these changes?")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("apply cancelled; nothing was changed")
-		}
+	if err := confirmChange(io, opts.Yes, "apply", "Apply these changes?"); err != nil {
+		return err
 	}
 	par := opts.Parallelism
 	if par == 0 {

@@ -1,10 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"context"
-	"fmt"
 
-	"github.com/appfleet/appfleet/internal/lock"
 	"github.com/spf13/cobra"
 )
 
@@ -41,10 +40,7 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 	if err != nil {
 		return err
 	}
-	if !opts.Yes && !io.CanPrompt() {
-		return fmt.Errorf("destroy needs confirmation: run it in a terminal or pass --yes")
-	}
-	lk, err := lock.Acquire(fl.stateDir, "appfleet destroy")
+	lk, err := fl.beginChange("destroy", opts.Yes)
 	if err != nil {
 		return err
 	}
@@ -54,23 +50,11 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 	if p == nil {
 		return err
 	}
-	if rerr := renderPlan(io.Out, p, "text", io.ColorEnabled()); rerr != nil {
-		return rerr
+	if err := showPlan(io, p, cmp.Or(err, p.Err())); err != nil || !p.HasChanges() {
+		return err
 	}
-	if err != nil {
-		return blocked(io.ErrOut, err)
-	}
-	if !p.HasChanges() {
-		return nil
-	}
-	if !opts.Yes {
-		ok, err := confirm(io, "Destroy these resources? Apps' data is archived, not erased.")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("destroy cancelled; nothing was changed")
-		}
+	if err := confirmChange(io, opts.Yes, "destroy", "Destroy these resources? Apps' data is archived, not erased."); err != nil {
+		return err
 	}
 	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: fl.manifests.Parallelism(), AllowDataLoss: true}, "Destroy")
 }

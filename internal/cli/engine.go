@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/appfleet/appfleet/apply"
+	"github.com/appfleet/appfleet/internal/lock"
 	"github.com/appfleet/appfleet/plan"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
@@ -148,6 +149,42 @@ func (fl *fleet) performer(snap plan.Snapshot, endpoints map[string]providers.En
 		perf.Apps[app.Metadata.Name] = app
 	}
 	return perf, nil
+}
+
+// beginChange checks that a change can be confirmed (a terminal, or --yes) and takes the state dir's
+// lock, so that one apply or destroy at a time changes the fleet.
+func (fl *fleet) beginChange(verb string, yes bool) (*lock.Lock, error) {
+	if !yes && !fl.f.IO.CanPrompt() {
+		return nil, fmt.Errorf("%s changes the fleet and needs confirmation: run it in a terminal, or pass --yes", verb)
+	}
+	return lock.Acquire(fl.stateDir, "appfleet "+verb)
+}
+
+// showPlan prints the plan as text; a blocked plan (buildErr wraps plan.ErrBlocked) becomes the
+// command's error after it is shown.
+func showPlan(io *IOStreams, p *plan.Plan, buildErr error) error {
+	if err := renderPlan(io.Out, p, "text", io.ColorEnabled()); err != nil {
+		return err
+	}
+	if buildErr != nil {
+		return blocked(io.ErrOut, buildErr)
+	}
+	return nil
+}
+
+// confirmChange asks before a change unless yes is set; anything but "yes" cancels it.
+func confirmChange(io *IOStreams, yes bool, verb, question string) error {
+	if yes {
+		return nil
+	}
+	ok, err := confirm(io, question)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s cancelled; nothing was changed", verb)
+	}
+	return nil
 }
 
 // confirm asks a yes/no question on the terminal; only "yes" agrees, as with Terraform.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -61,7 +62,7 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 	if rerr := renderPlan(opts.F.IO.Out, p, opts.Output, opts.F.IO.ColorEnabled()); rerr != nil {
 		return rerr
 	}
-	if err != nil {
+	if err := cmp.Or(err, p.Err()); err != nil {
 		return blocked(opts.F.IO.ErrOut, err)
 	}
 	if opts.Out != "" {
