@@ -73,6 +73,7 @@ appfleet compares that with what really runs, prints a plan, and applies it.`,
 		newApplyCmd(f),
 		newDestroyCmd(f),
 		newStatusCmd(f),
+		newRuntimeCmd(f),
 	)
 	return cmd
 }

@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost"
+	"github.com/appfleet/appfleet/internal/version"
+	"github.com/spf13/cobra"
+)
+
+// defaultRuntimeListen is where a runtime listens unless told otherwise: loopback only.
+const defaultRuntimeListen = "127.0.0.1:7410"
+
+type runtimeServeOptions struct {
+	IO              *IOStreams
+	DataDir         string
+	Listen          string
+	TokenFile       string
+	Name            string
+	IdleTimeout     time.Duration
+	ShutdownTimeout time.Duration
+	LogFormat       string
+	LogLevel        string
+}
+
+func newRuntimeCmd(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "runtime",
+		Short: "Run the process that hosts apps",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newRuntimeServeCmd(f))
+	return cmd
+}
+
+func newRuntimeServeCmd(f *Factory) *cobra.Command {
+	opts := &runtimeServeOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "serve --data-dir DIR [--listen ADDR] [--token-file FILE]",
+		Short: "Host apps and serve their data APIs and the management API",
+		Long: `Serve runs a runtime: one process that hosts many isolated apps, each with its own database,
+data model, API keys and lifecycle. Its registry lives in the data dir, so a restart brings every app back
+to its desired state.
+
+The management API needs the bearer token from --token-file (generated, mode 0600, when the file is
+absent). The address the runtime really listens on (also with port 0) is printed on stderr and written to
+DATA_DIR/runtime.addr. SIGTERM or Ctrl-C stops it gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRuntimeServe(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.DataDir, "data-dir", "", "directory for the registry, the apps' databases and the archive (required)")
+	fl.StringVar(&opts.Listen, "listen", defaultRuntimeListen, "host:port to listen on; port 0 picks a free port")
+	fl.StringVar(&opts.TokenFile, "token-file", "", "file holding the management API token (default DATA_DIR/token)")
+	fl.StringVar(&opts.Name, "name", "", "name shown in GET /v1/runtime (default the data dir's base name)")
+	fl.DurationVar(&opts.IdleTimeout, "idle-timeout", 10*time.Minute, "close an app's database after this long without requests; 0 never")
+	fl.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	fl.StringVar(&opts.LogFormat, "log-format", "json", "log format on stderr: json or text")
+	fl.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	_ = cmd.MarkFlagRequired("data-dir")
+	return cmd
+}
+
+func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
+	if opts.DataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	if opts.IdleTimeout < 0 {
+		return fmt.Errorf("--idle-timeout %s must not be negative", opts.IdleTimeout)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", opts.LogLevel)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var logger *slog.Logger
+	switch opts.LogFormat {
+	case "json":
+		logger = slog.New(slog.NewJSONHandler(opts.IO.ErrOut, hopts))
+	case "text":
+		logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, hopts))
+	default:
+		return fmt.Errorf("--log-format %q: use json or text", opts.LogFormat)
+	}
+
+	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	tokenFile := opts.TokenFile
+	if tokenFile == "" {
+		tokenFile = filepath.Join(opts.DataDir, "token")
+	}
+	token, err := apphost.LoadOrCreateToken(tokenFile)
+	if err != nil {
+		return err
+	}
+	if n, err := apphost.RaiseOpenFileLimit(); err != nil {
+		logger.Warn("could not raise the open-file limit", "error", err)
+	} else {
+		logger.Info("open-file limit", "limit", n)
+	}
+	testHooks := os.Getenv(apphost.TestHooksEnv) == "1"
+	if testHooks {
+		logger.Warn("test hooks are enabled (" + apphost.TestHooksEnv + "=1); never do this in production")
+	}
+
+	rt, err := apphost.New(ctx, apphost.Config{
+		DataDir:         opts.DataDir,
+		Name:            opts.Name,
+		Token:           token,
+		IdleTimeout:     opts.IdleTimeout,
+		ShutdownTimeout: opts.ShutdownTimeout,
+		Version:         version.Get().Version,
+		Logger:          logger,
+		TestHooks:       testHooks,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		_ = rt.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("listen on %s: %w; choose another address with --listen", opts.Listen, err)
+	}
+	addr := ln.Addr().String()
+	if err := apphost.WriteFileAtomic(filepath.Join(opts.DataDir, "runtime.addr"), []byte(addr+"\n"), 0o600); err != nil {
+		_ = ln.Close()
+		_ = rt.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("write runtime.addr: %w", err)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "appfleet runtime listening on %s\n", addr)
+	logger.Info("listening", "addr", addr)
+	if err := rt.Serve(ctx, ln); err != nil && !strings.Contains(err.Error(), "use of closed network connection") {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
