@@ -77,6 +77,8 @@ func TestLoad_HostileInput(t *testing.T) {
 		{"deep nesting in free-form values", []byte("apiVersion: appfleet.dev/v1alpha1\nkind: Environment\nmetadata: {name: dev}\nspec:\n  provider: terraform\n  terraform:\n    module: mod\n    variables: {x: " + strings.Repeat("[", 9_000) + strings.Repeat("]", 9_000) + "}\n"), ""},
 		{"deep block nesting", []byte("a:\n" + deepBlock(2_000)), "<stdin>:1:1: missing kind in document"},
 		{"NUL byte", []byte("apiVersion: appfleet.dev/v1alpha1\nkind: App\x00\n"), "<stdin>:2:10: file contains a NUL byte"},
+		{"control character", []byte("apiVersion: appfleet.dev/v1alpha1\nkind: App\nmetadata: {name: \"a\a\"}\n"), "<stdin>:3:20: file contains the control character U+0007"},
+		{"C1 control character", []byte("kind: App\nmetadata: {name: \"a\u0085\u0090\"}\n"), "<stdin>:2:21: file contains the control character U+0090"},
 		{"invalid UTF-8", []byte("apiVersion: appfleet.dev/v1alpha1\nkind: \xff\n"), "<stdin>:2:7: file is not valid UTF-8"},
 		{"UTF-16", []byte("\xff\xfea\x00:\x00"), "<stdin>:1:4: file contains a NUL byte"},
 		{"tab indentation", []byte("apiVersion: appfleet.dev/v1alpha1\nkind: App\nmetadata:\n\tname: crm\n"), "<stdin>:4:1: tab character used for indentation"},

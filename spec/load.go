@@ -283,6 +283,11 @@ func (l *loader) parse(file, dir string, data []byte) {
 		l.add(SeverityError, file, offsetPos(data, i), "Save the file as UTF-8.", "file is not valid UTF-8")
 		return
 	}
+	if i, r := firstUnprintable(data); i >= 0 {
+		l.add(SeverityError, file, offsetPos(data, i), "YAML text may not hold control characters; remove it, or write it as an escape such as \"\\t\" inside double quotes.",
+			"file contains the control character %U", r)
+		return
+	}
 	if n := countItems(data); n > maxItemsPerFile {
 		l.add(SeverityError, file, pos{1, 1}, "Split the manifests into several files.",
 			"file holds more than %d YAML items; manifests are small text files", maxItemsPerFile)
@@ -349,6 +354,21 @@ func firstInvalidUTF8(data []byte) int {
 		i += size
 	}
 	return 0
+}
+
+// firstUnprintable returns the offset and value of the first character YAML does not allow in a
+// stream (a C0 or C1 control other than tab and line breaks, a surrogate, U+FFFE or U+FFFF), or -1.
+func firstUnprintable(data []byte) (int, rune) {
+	for i, r := range string(data) {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return i, r
+		case r == 0xfffe || r == 0xffff:
+			return i, r
+		}
+	}
+	return -1, 0
 }
 
 var (
