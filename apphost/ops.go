@@ -304,8 +304,10 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		a.log.Info("migrated", "change", ch.String(), "generation", entry.Generation)
 	}
 	rt.setHosts(a, stored.Hostnames)
-	if isNew {
-		a.closeDB() // a new app opens its database on its first request, so creating many apps costs no memory
+	if isNew || dbChanged {
+		// A new database was built without fsyncs and is reopened durable on the first request; and a
+		// new app opens its database only then, so creating many apps costs no memory.
+		a.closeDB()
 	}
 	if wantsRunning(stored) {
 		a.closed = false
@@ -571,7 +573,7 @@ func (rt *Runtime) backupPostgres(ctx context.Context, st *appState, dst string)
 	if err != nil {
 		return err
 	}
-	out, err := store.OpenSQLite(dst, true)
+	out, err := store.OpenSQLite(dst, store.CreateNew)
 	if err != nil {
 		return err
 	}

@@ -248,7 +248,8 @@ func (rt *Runtime) appDir(name string) string { return filepath.Join(rt.cfg.Data
 
 func (rt *Runtime) appDBPath(name string) string { return filepath.Join(rt.appDir(name), "app.db") }
 
-// openStore opens an app's database, creating it when create is true.
+// openStore opens an app's database, creating it when create is true; a database just created must be
+// closed once its schema is built (store.CreateNew).
 func (rt *Runtime) openStore(ctx context.Context, name string, e registry.Entry, create bool) (store.Conn, error) {
 	if driverOf(e.Spec) == "postgres" {
 		return store.OpenPostgres(ctx, pgTarget(e), create)
@@ -258,7 +259,11 @@ func (rt *Runtime) openStore(ctx context.Context, name string, e registry.Entry,
 			return nil, err
 		}
 	}
-	return store.OpenSQLite(rt.appDBPath(name), create)
+	mode := store.OpenExisting
+	if create {
+		mode = store.CreateNew
+	}
+	return store.OpenSQLite(rt.appDBPath(name), mode)
 }
 
 func pgTarget(e registry.Entry) store.PGTarget {

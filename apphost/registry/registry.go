@@ -32,7 +32,7 @@ type Registry struct {
 
 // Open opens (creating when absent) the registry file at path.
 func Open(ctx context.Context, path string) (*Registry, error) {
-	c, err := store.OpenSQLite(path, true)
+	c, err := store.OpenSQLite(path, store.OpenOrCreate)
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
 	}

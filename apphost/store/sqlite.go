@@ -39,7 +39,8 @@ func configureSQLite() {
 	})
 }
 
-// sqliteDSN is the connection string of a database file.
+// sqlitePragmas configure every connection, in this order (the driver's own DSN parameters would run
+// them sorted by name, switching to WAL before synchronous is set).
 //
 // The database runs in WAL mode with synchronous=NORMAL. That is durable against the process being
 // killed: a commit returns only after its frames were written to the -wal file with write(2), so they
@@ -47,20 +48,41 @@ func configureSQLite() {
 // NORMAL gives up is durability against a power cut or kernel crash (the last commits before it may be
 // rolled back, the database stays consistent); that trade buys commits without an fsync each.
 //
-// creating uses synchronous=OFF instead, for building the empty schema of a new database, whose loss in
-// a power cut only loses the unacknowledged creation.
-func sqliteDSN(path string, creating bool) string {
+// creating uses synchronous=OFF instead while the empty schema of a new database is built (and the
+// connection that built it is closed): a power cut then can only lose the unacknowledged creation,
+// a killed process nothing, and creating an app costs no fsync. The next open is NORMAL again.
+func sqlitePragmas(creating bool) []string {
 	sync := "NORMAL"
 	if creating {
 		sync = "OFF"
 	}
-	return path + fmt.Sprintf("?_pragma=busy_timeout(%d)&_pragma=synchronous(%s)&_pragma=journal_mode(WAL)&_pragma=cache_size(-%d)&_pragma=foreign_keys(0)&_txlock=immediate",
-		busyTimeoutMsec, sync, cacheSizeKiB)
+	return []string{
+		fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMsec),
+		"PRAGMA synchronous = " + sync,
+		fmt.Sprintf("PRAGMA cache_size = -%d", cacheSizeKiB),
+		"PRAGMA journal_mode = WAL",
+		"PRAGMA foreign_keys = OFF",
+	}
 }
 
-// OpenSQLite opens the SQLite database at path, creating the file when create is true and refusing
-// otherwise (a missing file of a registered app means lost data, never an empty app).
-func OpenSQLite(path string, create bool) (Conn, error) {
+// OpenMode says whether OpenSQLite may create the file and how durable its commits are.
+type OpenMode int
+
+// The open modes.
+const (
+	// OpenExisting opens a database that must exist (a missing file of a registered app means lost
+	// data, never an empty app). Commits are durable.
+	OpenExisting OpenMode = iota
+	// OpenOrCreate creates the file when absent. Commits are durable.
+	OpenOrCreate
+	// CreateNew builds the schema of a new database without an fsync; the connection must be closed
+	// once that is done (see sqlitePragmas).
+	CreateNew
+)
+
+// OpenSQLite opens the SQLite database at path.
+func OpenSQLite(path string, mode OpenMode) (Conn, error) {
+	create := mode != OpenExisting
 	configureSQLite()
 	if strings.ContainsAny(path, "?#") {
 		return nil, fmt.Errorf("database path %q must not contain '?' or '#'", path)
@@ -70,16 +92,15 @@ func OpenSQLite(path string, create bool) (Conn, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
-	c, err := (&sqlite.Driver{}).Open(sqliteDSN(path, create))
+	c, err := (&sqlite.Driver{}).Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	s := &sqliteConn{c: c}
-	if create {
-		// The schema is built; from now on every commit must survive a killed process.
-		if _, err := s.Exec(context.Background(), "PRAGMA synchronous=NORMAL"); err != nil {
+	for _, p := range sqlitePragmas(mode == CreateNew) {
+		if _, err := s.Exec(context.Background(), p); err != nil {
 			_ = c.Close()
-			return nil, err
+			return nil, fmt.Errorf("open database: %s: %w", p, err)
 		}
 	}
 	return s, nil
@@ -172,7 +193,7 @@ func sqliteUnique(err error) (collection, field string, ok bool) {
 // through a connection of its own so the app keeps serving while it runs: VACUUM INTO reads inside one
 // read transaction, which WAL mode lets run beside writers.
 func BackupSQLite(ctx context.Context, path, dst string) error {
-	c, err := OpenSQLite(path, false)
+	c, err := OpenSQLite(path, OpenExisting)
 	if err != nil {
 		return err
 	}
@@ -196,7 +217,7 @@ func CheckSQLite(ctx context.Context, path string) (Conn, error) {
 	if err != nil || string(head) != "SQLite format 3\x00" {
 		return nil, errors.New("not a SQLite database snapshot")
 	}
-	c, err := OpenSQLite(path, false)
+	c, err := OpenSQLite(path, OpenExisting)
 	if err != nil {
 		return nil, err
 	}
