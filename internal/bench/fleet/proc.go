@@ -21,6 +21,9 @@ type Result struct {
 	Stdout   string
 	Stderr   string
 	Duration time.Duration // from start to exit, what a user waits for
+	// CPU is the user and system time of the process itself (not of the runtimes it talks to): on a
+	// shared machine it tells work apart from waiting for a core.
+	CPU time.Duration
 }
 
 // Run runs name with args in dir and the given extra environment, and reports its exit code and output.
@@ -35,6 +38,9 @@ func Run(ctx context.Context, dir string, env []string, name string, args ...str
 	start := time.Now()
 	err := cmd.Run()
 	res := Result{Duration: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String()}
+	if ps := cmd.ProcessState; ps != nil {
+		res.CPU = ps.UserTime() + ps.SystemTime()
+	}
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):
