@@ -75,7 +75,7 @@ func BenchmarkApply(b *testing.B) {
 	}
 	tf := tfApplyModule.setup(b, "tf-apply-1000", n, false)
 	logLoad(b)
-	var af, afCPU, tfd time.Duration
+	var af, afCPU, rtCPU, tfd time.Duration
 	iters := 0
 	for b.Loop() {
 		b.StopTimer()
@@ -92,6 +92,11 @@ func BenchmarkApply(b *testing.B) {
 		}
 		af += res.Duration
 		afCPU += res.CPU
+		cpu, err := RuntimesCPU(fx.state)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rtCPU += cpu
 		fx.planNoop(b)
 		destroy(b, fx)
 
@@ -113,6 +118,7 @@ func BenchmarkApply(b *testing.B) {
 	afMean := af / time.Duration(iters)
 	b.ReportMetric(afMean.Seconds(), "s/apply")
 	b.ReportMetric((afCPU / time.Duration(iters)).Seconds(), "cpu-s/apply")
+	b.ReportMetric((rtCPU / time.Duration(iters)).Seconds(), "runtime-cpu-s/apply")
 	b.Logf("appfleet apply of %d apps from nothing: %s (target %s: %s)", n, afMean.Round(time.Millisecond), applyTarget, verdict(afMean, applyTarget))
 	if tf != nil {
 		tfMean := tfd / time.Duration(iters)

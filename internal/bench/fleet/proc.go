@@ -149,3 +149,48 @@ func LoadAverage() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// clockTick is the unit of utime and stime in /proc/<pid>/stat: USER_HZ, 100 on every Linux build Go
+// supports.
+const clockTick = 10 * time.Millisecond
+
+// RuntimesCPU is the CPU time (user and system) used so far by every live runtime recorded under
+// stateDir: the work an apply causes inside the runtimes, which the apply process's own CPU time leaves out.
+func RuntimesCPU(stateDir string) (time.Duration, error) {
+	files, err := filepath.Glob(filepath.Join(stateDir, "environments", "*", "runtime.json"))
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		var rec runtimeRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return 0, fmt.Errorf("%s: %w", f, err)
+		}
+		if !isRuntime(rec) {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(rec.PID) + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command name: state is the 1st, utime the 12th, stime the 13th.
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 13 {
+			return 0, fmt.Errorf("/proc/%d/stat: too few fields", rec.PID)
+		}
+		for _, s := range f[11:13] {
+			ticks, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/stat: %w", rec.PID, err)
+			}
+			total += time.Duration(ticks) * clockTick
+		}
+	}
+	return total, nil
+}
