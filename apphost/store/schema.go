@@ -261,7 +261,12 @@ func subset(a, b []string) bool {
 
 // RecordedCollections reads the data model the database was last migrated to (nil for a new database).
 func RecordedCollections(ctx context.Context, c Conn) ([]spec.Collection, bool, error) {
-	if err := ensureMeta(ctx, c); err != nil {
+	exists := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + metaTable + "'"
+	if c.Dialect() == Postgres {
+		exists = "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = to_regclass('" + metaTable + "')"
+	}
+	var n int64
+	if err := c.Query(ctx, exists, nil, func(row []any) error { n = asInt(row[0]); return nil }); err != nil || n == 0 {
 		return nil, false, err
 	}
 	var raw string
@@ -325,6 +330,9 @@ func Migrate(ctx context.Context, c Conn, to []spec.Collection, allowDataLoss bo
 		return nil, nil
 	}
 	err = InTx(ctx, c, func() error {
+		if err := ensureMeta(ctx, c); err != nil {
+			return err
+		}
 		for _, ch := range changes {
 			if err := ch.apply(ctx, c); err != nil {
 				return fmt.Errorf("%s: %s: %w", ch.Path, ch.Description, err)

@@ -1,0 +1,112 @@
+package apphost_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/internal/pgtest"
+	"github.com/appfleet/appfleet/spec"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestPostgres(t *testing.T) {
+	dsn := pgtest.Start(t)
+	p := startRuntime(t, "")
+	for _, isolation := range []string{spec.IsolationDatabase, spec.IsolationSchema} {
+		t.Run(isolation, func(t *testing.T) {
+			ctx := t.Context()
+			name := "pg-" + isolation
+			s := appSpec(customers(), orders())
+			s.Database = spec.Database{Driver: spec.DriverPostgres, DSN: &spec.SecretRef{Value: dsn}, Isolation: isolation}
+			a := put(t, p, name, s)
+			assert.Equal(t, api.StatusRunning, a.Status)
+			require.NotNil(t, a.Spec.Database.DSN)
+			assert.Equal(t, spec.SecretHash(name, dsn), a.Spec.Database.DSN.SHA256, "the DSN is shown as its hash")
+			code, body := p.do(http.MethodGet, "/v1/apps/"+name, p.token, nil)
+			require.Equal(t, http.StatusOK, code)
+			assert.NotContains(t, string(body), "postgres://", "the DSN never leaves the runtime")
+
+			ann := create(t, p, name, "customers", "", map[string]any{"name": "Ann", "email": "ann@x", "score": 5})
+			assert.Equal(t, "free", ann["tier"])
+			create(t, p, name, "customers", "", map[string]any{"name": "Bob", "score": 7, "tier": "pro"})
+			create(t, p, name, "orders", "", map[string]any{"total": 2.5, "paid": true, "placedAt": "2024-03-01T10:00:00+01:00", "meta": map[string]any{"k": []any{1.0, "x"}}})
+			code, body = p.do(http.MethodPost, "/apps/"+name+"/api/customers", "", map[string]any{"name": "Dup", "email": "ann@x"})
+			assert.Equal(t, http.StatusConflict, code, string(body))
+			assert.Contains(t, string(body), `\"email\"`)
+			code, body = p.do(http.MethodPost, "/apps/"+name+"/api/customers", "", map[string]any{"score": "x"})
+			assert.Equal(t, http.StatusBadRequest, code, string(body))
+			l := listOf(t, p, "/apps/"+name+"/api/customers?sort=-score&limit=1", "")
+			assert.Equal(t, 2, l.Total)
+			assert.Equal(t, "Bob", l.Items[0]["name"])
+			o := listOf(t, p, "/apps/"+name+"/api/orders?paid=true", "")
+			require.Len(t, o.Items, 1)
+			assert.Equal(t, "2024-03-01T09:00:00.000000Z", o.Items[0]["placedAt"])
+			assert.Equal(t, map[string]any{"k": []any{1.0, "x"}}, o.Items[0]["meta"])
+
+			// Migrations run in a transaction on PostgreSQL too; data loss is refused.
+			s2 := appSpec(customers())
+			s2.Database = s.Database
+			s2.Collections[0].Fields = append(s2.Collections[0].Fields, spec.Field{Name: "country", Type: spec.TypeString, Default: "NL"})
+			_, err := p.client.PutApp(ctx, name, api.PutAppRequest{Spec: s2}, api.PutOptions{})
+			assert.True(t, api.IsConflict(err), "dropping orders loses data: %v", err)
+			s2.Collections = append(s2.Collections, orders())
+			s2.Collections[0].Fields[3].Type = spec.TypeNumber // score integer -> number keeps values
+			put(t, p, name, s2)
+			l = listOf(t, p, "/apps/"+name+"/api/customers?country=NL&sort=name", "")
+			assert.Equal(t, 2, l.Total)
+			assert.EqualValues(t, 5, l.Items[0]["score"])
+			s3 := s2
+			s3.Collections = []spec.Collection{s2.Collections[0], s2.Collections[1]}
+			s3.Collections[0].Fields = append([]spec.Field{}, s2.Collections[0].Fields...)
+			s3.Collections[0].Fields[0].Unique = true
+			s3.Collections[0].Fields[1].Unique = false
+			put(t, p, name, s3)
+
+			// Backup from PostgreSQL, restore into a SQLite app (and back): one snapshot format.
+			var snap bytes.Buffer
+			require.NoError(t, p.client.Backup(ctx, name, &snap))
+			lite := s3
+			lite.Database = spec.Database{}
+			put(t, p, name+"-lite", lite)
+			require.NoError(t, p.client.Restore(ctx, name+"-lite", bytes.NewReader(snap.Bytes())))
+			assert.Equal(t, 2, listOf(t, p, "/apps/"+name+"-lite/api/customers", "").Total)
+			create(t, p, name, "customers", "", map[string]any{"name": "Cid"})
+			require.NoError(t, p.client.Restore(ctx, name, bytes.NewReader(snap.Bytes())))
+			assert.Equal(t, 2, listOf(t, p, "/apps/"+name+"/api/customers", "").Total)
+			rec := create(t, p, name, "customers", "", map[string]any{"name": "Dan"})
+			assert.EqualValues(t, 3, rec["id"], "ids continue after a restore")
+
+			// After kill -9 the app and its data are back.
+			p.kill9()
+			p.start()
+			assert.Equal(t, 3, listOf(t, p, "/apps/"+name+"/api/customers", "").Total)
+
+			// Delete archives by renaming the database or schema; purge drops it.
+			require.NoError(t, p.client.DeleteApp(ctx, name, false))
+			assert.Equal(t, 1, countStorage(t, dsn, isolation, "%_"+strings.ReplaceAll(name, "-", "_")+"_2%"), "the archived data is kept under a new name")
+			put(t, p, name, s)
+			assert.Equal(t, 0, listOf(t, p, "/apps/"+name+"/api/customers", "").Total)
+			require.NoError(t, p.client.DeleteApp(ctx, name, true))
+			assert.Equal(t, 0, countStorage(t, dsn, isolation, "%_"+strings.ReplaceAll(name, "-", "_")))
+		})
+	}
+}
+
+// countStorage counts databases or schemas whose name is LIKE pattern.
+func countStorage(t *testing.T, dsn, isolation, pattern string) int {
+	conn, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err)
+	defer conn.Close(t.Context())
+	q := "SELECT count(*) FROM pg_database WHERE datname LIKE $1"
+	if isolation == spec.IsolationSchema {
+		q = "SELECT count(*) FROM pg_namespace WHERE nspname LIKE $1"
+	}
+	var n int
+	require.NoError(t, conn.QueryRow(t.Context(), q, pattern).Scan(&n))
+	return n
+}
