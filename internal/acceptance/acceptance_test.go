@@ -19,6 +19,7 @@ import (
 
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/internal/lock"
+	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -36,10 +37,8 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "appfleet"), "github.com/appfleet/appfleet/cmd/appfleet")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build appfleet: %v\n%s", err, out)
+	if _, err := testbin.Build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	binDir = dir

@@ -3,12 +3,8 @@ package providertest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
@@ -272,13 +269,4 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 
 // BuildAppfleet builds the appfleet command into dir and returns the binary's path. A provider's TestMain
 // calls it so that the suite runs the real runtime.
-func BuildAppfleet(dir string) (string, error) {
-	bin := filepath.Join(dir, "appfleet")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/appfleet/appfleet/cmd/appfleet")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/appfleet: %w\n%s", err, strings.TrimSpace(string(out)))
-	}
-	return bin, nil
-}
+func BuildAppfleet(dir string) (string, error) { return testbin.Build(dir) }
