@@ -11,6 +11,9 @@
 //   - An idle app costs no goroutine and no open file: its database is opened on the first request
 //     and closed again after the idle timeout.
 //
+// App traffic: an app that declares API keys takes a request only with one of them (Authorization:
+// Bearer <key>); an app that declares no keys is open to anyone who can reach the runtime.
+//
 // apphost imports spec and apphost/api and nothing of the control plane (plan, providers, apply, cli).
 // Secrets received in a spec never leave it: reads show salted hashes, logs never show specs.
 package apphost

@@ -152,3 +152,51 @@ func TestHealth(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, code)
 	assert.Equal(t, api.CodeNotFound, errorCode(t, body).Code)
 }
+
+func TestLifecycleOfOneAppNeverBlocksAnother(t *testing.T) {
+	t.Parallel()
+	p := startRuntime(t, "")
+	put(t, p, "slow", appSpec(customers()))
+	put(t, p, "quick", appSpec(customers()))
+	held := make(chan int, 1)
+	go func() {
+		code, _ := p.do(http.MethodGet, "/apps/slow/api/_test/hold?ms=2000", "", nil)
+		held <- code
+	}()
+	require.Eventually(t, func() bool {
+		a, err := p.client.GetApp(t.Context(), "slow")
+		return err == nil && a.Stats.InFlight == 1
+	}, 5*time.Second, 10*time.Millisecond)
+
+	// Stopping the slow app waits for its request; meanwhile everything else goes on.
+	stopped := make(chan error, 1)
+	go func() {
+		_, err := p.client.StopApp(t.Context(), "slow")
+		stopped <- err
+	}()
+	require.Eventually(t, func() bool {
+		a, err := p.client.GetApp(t.Context(), "slow")
+		return err == nil && a.Status == api.StatusStopping
+	}, 5*time.Second, 10*time.Millisecond)
+	code, _ := p.do(http.MethodGet, "/apps/slow/api/customers", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, code, "a stopping app takes no new requests")
+
+	start := time.Now()
+	_, err := p.client.StopApp(t.Context(), "quick")
+	require.NoError(t, err)
+	_, err = p.client.StartApp(t.Context(), "quick")
+	require.NoError(t, err)
+	s := appSpec(customers(), orders())
+	put(t, p, "quick", s)
+	put(t, p, "another", s)
+	create(t, p, "quick", "orders", "", map[string]any{"total": 1})
+	_, err = p.client.ListApps(t.Context())
+	require.NoError(t, err)
+	assert.Less(t, time.Since(start), 1500*time.Millisecond, "other apps' lifecycle is not held up")
+
+	assert.Equal(t, http.StatusOK, <-held)
+	require.NoError(t, <-stopped)
+	a, err := p.client.GetApp(t.Context(), "slow")
+	require.NoError(t, err)
+	assert.Equal(t, api.StatusStopped, a.Status)
+}

@@ -30,7 +30,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "appfleet")
-	build := exec.Command("go", "build", "-o", binary, "github.com/appfleet/appfleet/cmd/appfleet")
+	args := []string{"build", "-o", binary}
+	if os.Getenv("APPFLEET_TEST_RACE") == "1" { // run the runtime processes under the race detector
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/appfleet/appfleet/cmd/appfleet")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build appfleet:", err)

@@ -1,0 +1,179 @@
+package store
+
+import (
+	"errors"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/appfleet/appfleet/spec"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestValidateCollections(t *testing.T) {
+	probs := ValidateCollections([]spec.Collection{
+		{Name: "ok", Fields: []spec.Field{
+			{Name: "a", Type: spec.TypeString},
+			{Name: "A", Type: spec.TypeString},
+			{Name: "createdAt", Type: spec.TypeString},
+			{Name: "n", Type: spec.TypeInteger, Default: "x"},
+			{Name: "e", Type: spec.TypeEnum, Values: []string{"x", "x"}},
+			{Name: "j", Type: spec.TypeJSON, Unique: true},
+			{Name: "s", Type: spec.TypeString, Values: []string{"v"}},
+		}},
+		{Name: "ok"},
+		{Name: "_hidden"},
+		{Name: "sqlite_master"},
+	})
+	want := []string{
+		`collections.ok.fields[1].name: field "A" is declared twice`,
+		`collections.ok.fields[2].name: "createdAt" is reserved`,
+		`collections.ok.n.default: want a whole number`,
+		`collections.ok.e.values: "x" is listed twice`,
+		`collections.ok.j.unique: a json field cannot be unique`,
+		`collections.ok.s.values: only enum fields have values`,
+		`collections[1].name: collection "ok" is declared twice`,
+		`collections[2].name: "_hidden" must start with a lowercase letter`,
+		`collections[3].name: "sqlite_master" is reserved`,
+	}
+	require.Len(t, probs, len(want), strings.Join(probs, "\n"))
+	for i, w := range want {
+		assert.True(t, strings.HasPrefix(probs[i], w), "got %q, want prefix %q", probs[i], w)
+	}
+	assert.Empty(t, ValidateCollections([]spec.Collection{{Name: "customers", Fields: []spec.Field{{Name: "tier", Type: spec.TypeEnum, Values: []string{"a"}, Default: "a"}}}}))
+}
+
+func TestPlanMigration(t *testing.T) {
+	from := []spec.Collection{
+		{Name: "keep", Fields: []spec.Field{
+			{Name: "a", Type: spec.TypeString, Required: true},
+			{Name: "b", Type: spec.TypeInteger},
+			{Name: "c", Type: spec.TypeString},
+			{Name: "d", Type: spec.TypeJSON},
+			{Name: "e", Type: spec.TypeEnum, Values: []string{"x", "y"}},
+		}},
+		{Name: "gone"},
+	}
+	to := []spec.Collection{
+		{Name: "keep", Fields: []spec.Field{
+			{Name: "a", Type: spec.TypeText, Unique: true},
+			{Name: "b", Type: spec.TypeNumber, Required: true},
+			{Name: "d", Type: spec.TypeInteger},
+			{Name: "e", Type: spec.TypeEnum, Values: []string{"x"}},
+			{Name: "f", Type: spec.TypeBoolean},
+		}},
+		{Name: "fresh"},
+	}
+	var got []string
+	for _, ch := range PlanMigration(SQLite, from, to) {
+		loss := ""
+		if ch.DataLoss {
+			loss = " [data loss]"
+		}
+		got = append(got, ch.String()+loss)
+	}
+	assert.Equal(t, []string{
+		"collections.keep.a: change type string -> text (values converted)",
+		"collections.keep.b: change type integer -> number (values converted)",
+		"collections.keep.d: change type json -> integer (stored values are lost) [data loss]",
+		"collections.keep.e: narrow enum values to x",
+		"collections.keep.f: add field (boolean)",
+		"collections.keep.c: drop field (its values are lost) [data loss]",
+		"collections.fresh: create collection (0 fields)",
+		"collections.gone: drop collection (its records are lost) [data loss]",
+	}, got)
+	assert.Empty(t, PlanMigration(SQLite, to, to))
+}
+
+func TestMigrateAndRecords(t *testing.T) {
+	ctx := t.Context()
+	c, err := OpenSQLite(filepath.Join(t.TempDir(), "app.db"), CreateNew)
+	require.NoError(t, err)
+	defer c.Close()
+	v1 := []spec.Collection{{Name: "t", Fields: []spec.Field{
+		{Name: "name", Type: spec.TypeString, Required: true},
+		{Name: "flag", Type: spec.TypeBoolean},
+		{Name: "tier", Type: spec.TypeEnum, Values: []string{"a", "b"}},
+	}}}
+	_, err = Migrate(ctx, c, v1, false)
+	require.NoError(t, err)
+	coll := Compile(SQLite, v1)["t"]
+	for _, n := range []string{"x", "y", "y"} {
+		_, err := coll.Create(ctx, c, map[string]any{"name": n, "flag": true, "tier": "b"})
+		require.NoError(t, err)
+	}
+
+	// A failing migration (unique over duplicates) leaves everything as it was.
+	v2 := []spec.Collection{{Name: "t", Fields: []spec.Field{
+		{Name: "name", Type: spec.TypeString, Required: true, Unique: true},
+		{Name: "flag", Type: spec.TypeBoolean},
+		{Name: "tier", Type: spec.TypeEnum, Values: []string{"a", "b"}},
+		{Name: "extra", Type: spec.TypeInteger, Default: 3},
+	}}}
+	_, err = Migrate(ctx, c, v2, false)
+	require.ErrorIs(t, err, ErrMigration)
+	recorded, ok, err := RecordedCollections(ctx, c)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, v1, recorded)
+	_, total, err := coll.List(ctx, c, ListQuery{Limit: 10})
+	require.NoError(t, err)
+	assert.EqualValues(t, 3, total)
+
+	// Data loss is refused before anything happens.
+	_, err = Migrate(ctx, c, []spec.Collection{{Name: "t", Fields: v1[0].Fields[:1]}}, false)
+	var dl *DataLossError
+	require.ErrorAs(t, err, &dl)
+	assert.Equal(t, []string{"collections.t.flag: drop field (its values are lost)", "collections.t.tier: drop field (its values are lost)"}, dl.Details())
+
+	// boolean -> string converts values; narrowing an enum checks them.
+	v3 := []spec.Collection{{Name: "t", Fields: []spec.Field{
+		{Name: "name", Type: spec.TypeString, Required: true},
+		{Name: "flag", Type: spec.TypeString},
+		{Name: "tier", Type: spec.TypeEnum, Values: []string{"b"}},
+	}}}
+	_, err = Migrate(ctx, c, v3, false)
+	require.NoError(t, err)
+	items, _, err := Compile(SQLite, v3)["t"].List(ctx, c, ListQuery{Limit: 1})
+	require.NoError(t, err)
+	flag, _ := items[0].Get("flag")
+	assert.Equal(t, "true", flag)
+	_, err = Migrate(ctx, c, []spec.Collection{{Name: "t", Fields: []spec.Field{
+		{Name: "name", Type: spec.TypeString, Required: true},
+		{Name: "flag", Type: spec.TypeString},
+		{Name: "tier", Type: spec.TypeEnum, Values: []string{"a"}},
+	}}}, false)
+	require.ErrorIs(t, err, ErrMigration)
+	assert.Contains(t, err.Error(), "not one of a")
+
+	_, err = Compile(SQLite, v3)["t"].Get(ctx, c, 99)
+	assert.True(t, errors.Is(err, ErrNotFound))
+}
+
+func TestParseList(t *testing.T) {
+	coll := Compile(SQLite, []spec.Collection{{Name: "t", Fields: []spec.Field{
+		{Name: "n", Type: spec.TypeInteger}, {Name: "b", Type: spec.TypeBoolean}, {Name: "j", Type: spec.TypeJSON},
+	}}})["t"]
+	q, err := coll.ParseList(url.Values{"limit": {"5"}, "offset": {"2"}, "sort": {"-n,id"}, "b": {"true"}, "n": {"3"}})
+	require.NoError(t, err)
+	assert.Equal(t, ListQuery{Limit: 5, Offset: 2, Sort: []SortKey{{"n", true}, {"id", false}},
+		Filters: []Filter{{"b", true}, {"n", int64(3)}}}, q)
+	_, err = coll.ParseList(url.Values{"j": {"{}"}, "n": {"1.5"}, "limit": {"5000"}, "zz": {"1"}})
+	var ve *ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, []string{
+		"j: json fields cannot be filtered",
+		"limit: want a whole number from 0 to 1000, got \"5000\"",
+		"n: want a whole number, got the number 1.5",
+		"zz: unknown field (list takes limit, offset, sort and field=value filters)",
+	}, ve.Details())
+}
+
+func TestUniqueIndexName(t *testing.T) {
+	assert.Equal(t, "uq_customers_email", uniqueIndexName("customers", "email"))
+	assert.NotEqual(t, uniqueIndexName("a_b", "c"), uniqueIndexName("a", "b_c"))
+	long := uniqueIndexName(strings.Repeat("c", 40), strings.Repeat("f", 40))
+	assert.LessOrEqual(t, len(long), 63)
+}
