@@ -50,6 +50,10 @@ type app struct {
 	verified bool
 	dbOpen   atomic.Bool
 
+	// wakeFailed is set when opening the database for a request failed (the app is then in error);
+	// the next request tries again, so a database that was briefly unreachable heals by itself.
+	wakeFailed atomic.Bool
+
 	inFlight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds of the last database use
 	stats    appCounters
@@ -71,6 +75,7 @@ func (a *app) current() *appState { return a.state.Load() }
 
 // publish replaces the state snapshot: status and error, keeping the rest.
 func (a *app) setStatus(status, errMsg string) {
+	a.wakeFailed.Store(false)
 	for {
 		old := a.state.Load()
 		n := *old
@@ -95,6 +100,7 @@ func (a *app) setEntry(e registry.Entry, status, errMsg string) {
 	for _, k := range e.Spec.APIKeys {
 		st.keys = append(st.keys, k.Value.SHA256)
 	}
+	a.wakeFailed.Store(false)
 	old := a.state.Swap(st)
 	if old.status != status {
 		a.log.Info("app status changed", "from", old.status, "to", status)
@@ -132,7 +138,11 @@ func (a *app) withDB(ctx context.Context, fn func(store.Conn) error) error {
 	if a.db == nil || !a.verified {
 		if err := a.openVerified(ctx, a.current()); err != nil {
 			a.setStatus(api.StatusError, err.Error())
+			a.wakeFailed.Store(true)
 			return fmt.Errorf("%w: %w", errUnavailable, err)
+		}
+		if a.wakeFailed.Load() {
+			a.setStatus(api.StatusRunning, "")
 		}
 	}
 	a.lastUsed.Store(time.Now().UnixNano())

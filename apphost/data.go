@@ -55,7 +55,7 @@ func (rt *Runtime) serveApp(w http.ResponseWriter, r *http.Request, name, path s
 	start := time.Now()
 	a.stats.lastRequest.Store(start.UnixNano())
 	st := a.current()
-	if st.status != api.StatusRunning {
+	if st.status != api.StatusRunning && (st.status != api.StatusError || !a.wakeFailed.Load()) {
 		a.stats.requests.Add(1)
 		msg := fmt.Sprintf("app %q is %s", name, st.status)
 		if st.err != "" {

@@ -200,3 +200,33 @@ func TestLifecycleOfOneAppNeverBlocksAnother(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, api.StatusStopped, a.Status)
 }
+
+func TestWakeFailureHealsWhenTheDatabaseReturns(t *testing.T) {
+	t.Parallel()
+	p := startRuntime(t, "", "--idle-timeout", "200ms")
+	put(t, p, "fickle", appSpec(customers()))
+	put(t, p, "steady", appSpec(customers()))
+	create(t, p, "fickle", "customers", "", map[string]any{"name": "x"})
+	require.Eventually(t, func() bool {
+		a, err := p.client.GetApp(t.Context(), "fickle")
+		return err == nil && a.Stats.Hibernating
+	}, 5*time.Second, 20*time.Millisecond)
+	db := filepath.Join(p.dataDir, "apps", "fickle", "app.db")
+	require.NoError(t, os.Rename(db, db+".away"))
+
+	code, body := p.do(http.MethodGet, "/apps/fickle/api/customers", "", nil)
+	assert.Equal(t, http.StatusServiceUnavailable, code, string(body))
+	a, err := p.client.GetApp(t.Context(), "fickle")
+	require.NoError(t, err)
+	assert.Equal(t, api.StatusError, a.Status)
+	assert.Contains(t, a.Error, "open database")
+	code, _ = p.do(http.MethodGet, "/apps/steady/api/customers", "", nil)
+	assert.Equal(t, http.StatusOK, code)
+
+	require.NoError(t, os.Rename(db+".away", db))
+	assert.Equal(t, 1, listOf(t, p, "/apps/fickle/api/customers", "").Total)
+	a, err = p.client.GetApp(t.Context(), "fickle")
+	require.NoError(t, err)
+	assert.Equal(t, api.StatusRunning, a.Status)
+	assert.Empty(t, a.Error)
+}
