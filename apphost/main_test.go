@@ -17,6 +17,7 @@ import (
 
 	"github.com/appfleet/appfleet/apphost"
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/stretchr/testify/require"
 )
 
@@ -29,14 +30,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "appfleet")
-	args := []string{"build", "-o", binary}
 	if os.Getenv("APPFLEET_TEST_RACE") == "1" { // run the runtime processes under the race detector
-		args = append(args, "-race")
+		binary = filepath.Join(dir, "appfleet")
+		build := exec.Command("go", "build", "-race", "-o", binary, "github.com/appfleet/appfleet/cmd/appfleet")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		err = build.Run()
+	} else {
+		binary, err = testbin.Build(dir)
 	}
-	build := exec.Command("go", append(args, "github.com/appfleet/appfleet/cmd/appfleet")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "build appfleet:", err)
 		os.Exit(1)
 	}
