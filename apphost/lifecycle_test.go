@@ -287,3 +287,19 @@ func TestKeysAndRouting(t *testing.T) {
 	code, _ = p.do(http.MethodGet, "/apps/alpha/api/customers", "alpha-key-new", nil)
 	assert.Equal(t, http.StatusOK, code)
 }
+
+func TestMaxApps(t *testing.T) {
+	p := startRuntime(t, "", "--max-apps", "2")
+	put(t, p, "one", appSpec(customers()))
+	put(t, p, "two", appSpec(customers()))
+
+	_, err := p.client.PutApp(t.Context(), "three", api.PutAppRequest{Spec: appSpec(customers())}, api.PutOptions{})
+	require.Error(t, err)
+	require.Equal(t, http.StatusConflict, api.StatusOf(err))
+	require.Contains(t, err.Error(), "maximum of 2 apps")
+
+	// Updating an app that exists is not a new app, and a deleted app frees its place.
+	put(t, p, "two", appSpec(customers(), orders()))
+	require.NoError(t, p.client.DeleteApp(t.Context(), "one", false))
+	put(t, p, "three", appSpec(customers()))
+}

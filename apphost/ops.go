@@ -59,6 +59,13 @@ func (rt *Runtime) getOrCreate(name string) *app {
 	return a
 }
 
+// appCount is the number of apps the runtime knows, creates in flight included.
+func (rt *Runtime) appCount() int {
+	rt.mu.RLock()
+	defer rt.mu.RUnlock()
+	return len(rt.apps)
+}
+
 // forget removes the app from the maps; the caller holds its opMu.
 func (rt *Runtime) forget(a *app) {
 	rt.mu.Lock()
@@ -174,6 +181,13 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 	}
 	if ifMatch != nil && *ifMatch != cur.entry.Generation {
 		return fail(errorf(http.StatusConflict, api.CodeConflict, "app %q is at generation %d, not %d; observe it again and re-plan", a.name, cur.entry.Generation, *ifMatch))
+	}
+	if isNew && rt.cfg.MaxApps > 0 {
+		// The count includes this app's placeholder and those of other creates in flight, so the limit
+		// holds under concurrency (at worst a create near the limit is refused and can be retried).
+		if n := rt.appCount(); n > rt.cfg.MaxApps {
+			return fail(errorf(http.StatusConflict, api.CodeLimitExceeded, "the runtime holds its maximum of %d apps; raise the environment's runtime.maxApps or delete an app", rt.cfg.MaxApps))
+		}
 	}
 	for _, h := range req.Spec.Hostnames {
 		if owner := rt.hostOwner(h); owner != nil && owner != a {

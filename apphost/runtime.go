@@ -31,6 +31,8 @@ type Config struct {
 	Name string
 	// Token is the management API's bearer token. Required.
 	Token string
+	// MaxApps bounds how many apps the runtime holds; creating one more is refused with 409. 0 means no bound.
+	MaxApps int
 	// IdleTimeout is how long an app may go without a request before its database is closed; 0 never.
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for requests in flight after ctx ends (default 10s).

@@ -26,6 +26,7 @@ type runtimeServeOptions struct {
 	TokenFile       string
 	Name            string
 	IdleTimeout     time.Duration
+	MaxApps         int
 	ShutdownTimeout time.Duration
 	LogFormat       string
 	LogLevel        string
@@ -63,6 +64,7 @@ DATA_DIR/runtime.addr. SIGTERM or Ctrl-C stops it gracefully.`,
 	fl.StringVar(&opts.Listen, "listen", defaultRuntimeListen, "host:port to listen on; port 0 picks a free port")
 	fl.StringVar(&opts.TokenFile, "token-file", "", "file holding the management API token (default DATA_DIR/token)")
 	fl.StringVar(&opts.Name, "name", "", "name shown in GET /v1/runtime (default the data dir's base name)")
+	fl.IntVar(&opts.MaxApps, "max-apps", 0, "refuse to create more than this many apps; 0 means no bound")
 	fl.DurationVar(&opts.IdleTimeout, "idle-timeout", 10*time.Minute, "close an app's database after this long without requests; 0 never")
 	fl.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	fl.StringVar(&opts.LogFormat, "log-format", "json", "log format on stderr: json or text")
@@ -74,6 +76,9 @@ DATA_DIR/runtime.addr. SIGTERM or Ctrl-C stops it gracefully.`,
 func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	if opts.DataDir == "" {
 		return errors.New("--data-dir is required")
+	}
+	if opts.MaxApps < 0 {
+		return fmt.Errorf("--max-apps %d must not be negative", opts.MaxApps)
 	}
 	if opts.IdleTimeout < 0 {
 		return fmt.Errorf("--idle-timeout %s must not be negative", opts.IdleTimeout)
@@ -119,6 +124,7 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 		Name:            opts.Name,
 		Token:           token,
 		IdleTimeout:     opts.IdleTimeout,
+		MaxApps:         opts.MaxApps,
 		ShutdownTimeout: opts.ShutdownTimeout,
 		Version:         version.Get().Version,
 		Logger:          logger,

@@ -237,6 +237,9 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 	if idle := env.Spec.Runtime.IdleTimeout.Duration; idle > 0 {
 		args = append(args, "--idle-timeout", idle.String())
 	}
+	if n := env.Spec.Runtime.MaxApps; n > 0 {
+		args = append(args, "--max-apps", strconv.Itoa(n))
+	}
 
 	logf, err := os.OpenFile(d.log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
