@@ -345,6 +345,9 @@ func (d *decoder) toAny(n *yaml.Node, path string) any {
 			return n.Value
 		case "!!null":
 			return nil
+		case "!!timestamp":
+			// Kept as written: JSON has no time type, and a datetime default is validated as RFC 3339 text.
+			return n.Value
 		}
 		var x any
 		if err := n.Decode(&x); err != nil {

@@ -273,6 +273,30 @@ spec:
 	assert.Equal(t, 3, s.Limits.MaxInFlight)
 }
 
+// An unquoted date-time is a YAML timestamp; a default keeps it as the text written, so that it validates
+// as RFC 3339 and compares equal with what a runtime echoes back.
+func TestLoad_TimestampDefaultsStayText(t *testing.T) {
+	t.Chdir(writeTree(t, map[string]string{"m.yaml": envDev + `---
+apiVersion: appfleet.dev/v1alpha1
+kind: App
+metadata: {name: crm}
+spec:
+  environment: dev
+  collections:
+    - name: events
+      fields:
+        - {name: at, type: datetime, default: 2024-01-31T12:00:00Z}
+        - {name: day, type: string, default: 2024-01-31}
+        - {name: meta, type: json, default: {since: 2024-01-31T12:00:00+02:00}}
+`}))
+	m, diags := Load(nil, nil)
+	require.Empty(t, summaries(diags))
+	f := m.Apps[0].Spec.Collections[0].Fields
+	assert.Equal(t, "2024-01-31T12:00:00Z", f[0].Default)
+	assert.Equal(t, "2024-01-31", f[1].Default)
+	assert.Equal(t, map[string]any{"since": "2024-01-31T12:00:00+02:00"}, f[2].Default)
+}
+
 func TestLoad_Secrets(t *testing.T) {
 	const value = "s3cr3t-value-never-shown"
 	dir := writeTree(t, map[string]string{
