@@ -298,7 +298,9 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 			return nil
 		}
 		a.Kind, a.Reason, a.After = Delete, "delete (data archived, restorable)", nil
-		b.protectDelete(a, got, true)
+		if got.Spec.Protect || app.Spec.Protect {
+			a.Blocked = protectedMsg(name, "deleted", app.Spec.Protect)
+		}
 		return a
 	}
 
@@ -373,21 +375,10 @@ func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
 		a.Kind, a.Reason = NoOp, "not declared"
 		a.Warning = "not declared; kept, use --prune to delete"
 	}
-	if a.Kind == Delete {
-		b.protectDelete(a, got, false)
-	}
-	return a
-}
-
-func (b *builder) protectDelete(a *Action, got *api.App, declared bool) {
-	if !got.Spec.Protect {
-		return
-	}
-	if declared {
-		a.Blocked = protectedMsg(a.Name, "deleted", true)
-	} else {
+	if a.Kind == Delete && got.Spec.Protect {
 		a.Blocked = fmt.Sprintf("app %s is protected (protect: true) and is never deleted", a.Name)
 	}
+	return a
 }
 
 // protectedMsg says why replacing or deleting a protected app is refused. declared tells whether the
@@ -401,7 +392,8 @@ func protectedMsg(name, verb string, declared bool) string {
 
 // link sets the dependencies: an app's action waits for its environment, and an environment's delete
 // waits for the actions that remove its apps. A delete that would remove a protected app blocks its
-// environment's delete too.
+// environment's delete too, and so does an app declared protected that could not be observed because
+// its environment is unreachable: it would go with its runtime.
 func (b *builder) link() {
 	protected := map[string][]string{}
 	for _, a := range b.acts {
@@ -414,6 +406,9 @@ func (b *builder) link() {
 				continue
 			}
 			if ea.Kind == Delete {
+				if a.Kind == Unknown && b.apps[a.Name].Spec.Protect {
+					protected[env] = append(protected[env], a.Name)
+				}
 				if a.Kind == Delete || a.Kind == Replace {
 					ea.DependsOn = append(ea.DependsOn, a.Address)
 					if a.Blocked != "" {
