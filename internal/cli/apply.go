@@ -75,7 +75,10 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 	}
 	defer lk.Release()
 
-	snap, endpoints := fl.observe(ctx)
+	snap, endpoints, err := fl.observe(ctx)
+	if err != nil {
+		return err
+	}
 	var p *plan.Plan
 	if saved != nil {
 		if saved.Digest != fl.manifests.Digest {
@@ -105,7 +108,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		}
 		return fmt.Errorf("the plan loses data in %s (marked above); nothing was changed. Re-run with --allow-data-loss to accept that", strings.Join(names, ", "))
 	}
-	if err := confirmChange(io, opts.Yes, "apply", "Apply these changes?"); err != nil {
+	if err := confirmChange(ctx, io, opts.Yes, "apply", "Apply these changes?"); err != nil {
 		return err
 	}
 	par := opts.Parallelism

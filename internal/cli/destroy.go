@@ -45,7 +45,10 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 		return err
 	}
 	defer lk.Release()
-	snap, endpoints := fl.observe(ctx)
+	snap, endpoints, err := fl.observe(ctx)
+	if err != nil {
+		return err
+	}
 	p, err := fl.build(snap, planBuildOptions{Targets: opts.Targets, Destroy: true})
 	if p == nil {
 		return err
@@ -53,7 +56,7 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 	if err := showPlan(io, p, cmp.Or(err, p.Err())); err != nil || !p.HasChanges() {
 		return err
 	}
-	if err := confirmChange(io, opts.Yes, "destroy", "Destroy these resources? Apps' data is archived, not erased."); err != nil {
+	if err := confirmChange(ctx, io, opts.Yes, "destroy", "Destroy these resources? Apps' data is archived, not erased."); err != nil {
 		return err
 	}
 	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: fl.manifests.Parallelism(), AllowDataLoss: true}, "Destroy")

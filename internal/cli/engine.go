@@ -173,11 +173,11 @@ func showPlan(io *IOStreams, p *plan.Plan, buildErr error) error {
 }
 
 // confirmChange asks before a change unless yes is set; anything but "yes" cancels it.
-func confirmChange(io *IOStreams, yes bool, verb, question string) error {
+func confirmChange(ctx context.Context, io *IOStreams, yes bool, verb, question string) error {
 	if yes {
 		return nil
 	}
-	ok, err := confirm(io, question)
+	ok, err := confirm(ctx, io, question)
 	if err != nil {
 		return err
 	}
@@ -187,12 +187,28 @@ func confirmChange(io *IOStreams, yes bool, verb, question string) error {
 	return nil
 }
 
-// confirm asks a yes/no question on the terminal; only "yes" agrees, as with Terraform.
-func confirm(io *IOStreams, question string) (bool, error) {
+// confirm asks a yes/no question on the terminal; only "yes" agrees, as with Terraform. Ctrl-C while it
+// waits for the answer ends the wait at once with an error wrapping ErrInterrupted.
+func confirm(ctx context.Context, io *IOStreams, question string) (bool, error) {
 	fmt.Fprintf(io.ErrOut, "\n%s Only 'yes' will be accepted.\n  Enter a value: ", question)
-	line, err := bufio.NewReader(io.In).ReadString('\n')
-	if err != nil && line == "" {
-		return false, fmt.Errorf("read confirmation: %w", err)
+	type answer struct {
+		line string
+		err  error
 	}
-	return strings.TrimSpace(line) == "yes", nil
+	// The read cannot be cancelled; when ctx ends first it is left to end with the process.
+	ch := make(chan answer, 1)
+	go func() {
+		line, err := bufio.NewReader(io.In).ReadString('\n')
+		ch <- answer{line, err}
+	}()
+	select {
+	case <-ctx.Done():
+		fmt.Fprintln(io.ErrOut)
+		return false, fmt.Errorf("%w at the confirmation; nothing was changed", ErrInterrupted)
+	case a := <-ch:
+		if a.err != nil && a.line == "" {
+			return false, fmt.Errorf("read confirmation: %w", a.err)
+		}
+		return strings.TrimSpace(a.line) == "yes", nil
+	}
 }

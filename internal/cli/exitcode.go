@@ -29,12 +29,13 @@ func exitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
+		// First: an interrupted command's outcome is incomplete, whatever else it says.
+		return ExitInterrupted
 	case errors.Is(err, ErrChanges):
 		return ExitChanges
 	case errors.Is(err, ErrPartial):
 		return ExitPartial
-	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled):
-		return ExitInterrupted
 	default:
 		return ExitError
 	}

@@ -77,13 +77,18 @@ func (fl *fleet) desired() plan.Desired {
 }
 
 // observe asks every provider and runtime what runs now. Problems that belong to no one environment
-// (a provider that cannot list what the fleet owns) are printed as warnings.
-func (fl *fleet) observe(ctx context.Context) (plan.Snapshot, map[string]providers.Endpoint) {
+// (a provider that cannot list what the fleet owns) are printed as warnings. When ctx ends before the
+// observation is complete it returns an error wrapping ErrInterrupted: what it saw is partial (runtimes
+// that did not answer look unreachable or absent), and nothing may be planned, saved or shown from it.
+func (fl *fleet) observe(ctx context.Context) (plan.Snapshot, map[string]providers.Endpoint, error) {
 	o := providers.Observe(ctx, fl.registry, fl.config, fl.resolved.Environments, observeTimeout)
+	if ctx.Err() != nil {
+		return plan.Snapshot{}, nil, fmt.Errorf("%w while observing the fleet; nothing was changed", ErrInterrupted)
+	}
 	for _, p := range o.Problems {
 		fmt.Fprintf(fl.f.IO.ErrOut, "Warning: %v\n", p)
 	}
-	return o.Snapshot, o.Endpoints
+	return o.Snapshot, o.Endpoints, nil
 }
 
 // printDiagnostics writes each diagnostic as "file:line:col: summary" with its hint on the next line.

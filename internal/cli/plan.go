@@ -54,7 +54,10 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 	if err != nil {
 		return err
 	}
-	snap, _ := fl.observe(ctx)
+	snap, _, err := fl.observe(ctx)
+	if err != nil {
+		return err
+	}
 	p, err := fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets})
 	if p == nil {
 		return err

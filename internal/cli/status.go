@@ -70,7 +70,10 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 	if err != nil {
 		return err
 	}
-	snap, _ := fl.observe(ctx)
+	snap, _, err := fl.observe(ctx)
+	if err != nil {
+		return err
+	}
 	rep := buildStatus(fl, snap)
 	if opts.Output == "json" {
 		enc := json.NewEncoder(opts.F.IO.Out)
