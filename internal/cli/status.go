@@ -143,7 +143,12 @@ func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
 	}
 	for _, a := range fl.manifests.Apps {
 		if !seenApps[a.Metadata.Name] {
-			rep.Apps = append(rep.Apps, appStatus{Name: a.Metadata.Name, Environment: a.Spec.Environment, Declared: true, Desired: a.Spec.State, Status: "absent"})
+			// An app whose runtime exists but does not answer may well be there: say so rather than absent.
+			st := "absent"
+			if es := snap.Environments[a.Spec.Environment]; es.Exists && !es.Reachable {
+				st = "unknown"
+			}
+			rep.Apps = append(rep.Apps, appStatus{Name: a.Metadata.Name, Environment: a.Spec.Environment, Declared: true, Desired: a.Spec.State, Status: st})
 		}
 	}
 	sort.Slice(rep.Apps, func(i, j int) bool { return rep.Apps[i].Name < rep.Apps[j].Name })
