@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
+
+	"github.com/appfleet/appfleet/spec"
 )
 
 // SavedFormatVersion is the version of the saved-plan file this release writes and reads.
@@ -123,4 +127,43 @@ func Fingerprint(a *Action, s Snapshot) string {
 		}
 	}
 	return FingerprintAbsent
+}
+
+// SecretsChanged compares the secrets a saved plan was made with (as hashes) with those of fresh, the
+// same manifests resolved again now, and names each secret whose value changed, was added or was removed
+// since, as "app.<name>: apiKeys.<key>" or "app.<name>: database.dsn". The manifests' digest cannot see
+// this: a secret's value lives outside them. An empty result means the plan's secrets still hold.
+// SecretsChanged is pure and never returns a value.
+func SecretsChanged(saved *Plan, fresh Desired) []string {
+	was := map[string]spec.AppSpec{}
+	for _, a := range saved.Desired.Apps {
+		was[a.Metadata.Name] = a.Spec
+	}
+	var out []string
+	for _, a := range fresh.Apps {
+		name := a.Metadata.Name
+		old, ok := was[name]
+		if !ok {
+			continue // not in the saved plan: the digest check covers a changed set of apps
+		}
+		changed := func(path string, o, n *spec.SecretRef) {
+			if (o == nil) != (n == nil) || secretHash(name, o) != secretHash(name, n) {
+				out = append(out, fmt.Sprintf("%s: %s", AppAddress(name), path))
+			}
+		}
+		changed("database.dsn", old.Database.DSN, a.Spec.Database.DSN)
+		keys := map[string]*spec.SecretRef{}
+		for _, k := range old.APIKeys {
+			keys[k.Name] = &k.Value
+		}
+		for _, k := range a.Spec.APIKeys {
+			changed("apiKeys."+k.Name, keys[k.Name], &k.Value)
+			delete(keys, k.Name)
+		}
+		for _, n := range slices.Sorted(maps.Keys(keys)) {
+			changed("apiKeys."+n, keys[n], nil)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

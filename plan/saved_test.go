@@ -238,3 +238,46 @@ func TestBuildNeverPanicsOnPartialSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// A saved plan shows secrets only as hashes; apply resolves them again, so a secret whose value changed
+// since must be caught, even though the manifests (and their digest) did not change.
+func TestSecretsChanged(t *testing.T) {
+	app := func(dsn string, keys ...string) spec.App {
+		a := spec.App{Metadata: spec.Metadata{Name: "crm"}, Spec: spec.AppSpec{Environment: "dev"}}
+		if dsn != "" {
+			a.Spec.Database.DSN = &spec.SecretRef{FromEnv: "DSN", Value: dsn}
+		}
+		for i := 0; i+1 < len(keys); i += 2 {
+			a.Spec.APIKeys = append(a.Spec.APIKeys, spec.APIKey{Name: keys[i], Value: spec.SecretRef{FromEnv: "K", Value: keys[i+1]}})
+		}
+		return a
+	}
+	desired := func(apps ...spec.App) Desired {
+		return Desired{Fleet: "acme", Apps: apps,
+			Environments: []spec.Environment{{Metadata: spec.Metadata{Name: "dev"}, Spec: spec.EnvironmentSpec{Provider: "local"}}}}
+	}
+	tests := []struct {
+		name      string
+		then, now spec.App
+		want      []string
+	}{
+		{"same", app("pg-s3cret", "web", "s3cret-1"), app("pg-s3cret", "web", "s3cret-1"), nil},
+		{"key changed", app("", "web", "s3cret-1", "cli", "s3cret-2"), app("", "web", "s3cret-1", "cli", "s3cret-3"), []string{"app.crm: apiKeys.cli"}},
+		{"dsn changed", app("pg-s3cret-a"), app("pg-s3cret-b"), []string{"app.crm: database.dsn"}},
+		{"key added", app(""), app("", "web", "s3cret-1"), []string{"app.crm: apiKeys.web"}},
+		{"key removed", app("", "web", "s3cret-1"), app(""), []string{"app.crm: apiKeys.web"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Build(desired(tt.then), Snapshot{}, Options{})
+			require.NoError(t, err)
+			var b bytes.Buffer
+			require.NoError(t, Save(&b, p))
+			saved, err := Load(&b)
+			require.NoError(t, err)
+			got := SecretsChanged(saved, desired(tt.now))
+			assert.Equal(t, tt.want, got)
+			assert.NotContains(t, strings.Join(got, " "), secretMarker)
+		})
+	}
+}

@@ -84,6 +84,10 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		if saved.Digest != fl.manifests.Digest {
 			return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Run 'appfleet plan --out %s' again", planFile, planFile)
 		}
+		if changed := plan.SecretsChanged(saved, fl.desired()); len(changed) > 0 {
+			return fmt.Errorf("secrets changed since %s was saved (%s); nothing was changed. Run 'appfleet plan --out %s' again",
+				planFile, strings.Join(changed, ", "), planFile)
+		}
 		if stale := plan.Stale(saved, snap); len(stale) > 0 {
 			var b strings.Builder
 			for _, s := range stale {
