@@ -45,7 +45,7 @@ type environmentStatus struct {
 	Provider string `json:"provider"`
 	Declared bool   `json:"declared"`
 	Endpoint string `json:"endpoint,omitempty"`
-	Health   string `json:"health"` // absent, stopped, unreachable, healthy
+	Health   string `json:"health"` // absent, unknown, stopped, unreachable, healthy
 	Error    string `json:"error,omitempty"`
 	Apps     int    `json:"apps"`
 }
@@ -81,13 +81,13 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 		return enc.Encode(rep)
 	}
 	w := tabwriter.NewWriter(opts.F.IO.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "ENVIRONMENT\tPROVIDER\tHEALTH\tAPPS\tENDPOINT")
+	fmt.Fprintln(w, "ENVIRONMENT\tPROVIDER\tHEALTH\tAPPS\tENDPOINT\tERROR")
 	for _, e := range rep.Environments {
 		health := e.Health
 		if !e.Declared {
 			health += " (not declared)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", e.Name, e.Provider, health, e.Apps, dash(e.Endpoint))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", e.Name, e.Provider, health, e.Apps, dash(e.Endpoint), dash(e.Error))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "APP\tENVIRONMENT\tSTATUS\tGENERATION\tREQUESTS\tERROR")
@@ -121,6 +121,8 @@ func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
 		_, declared := fl.manifests.Environment(n)
 		health := "healthy"
 		switch {
+		case !es.Exists && es.Error != "":
+			health = "unknown" // it could not be observed: it may exist
 		case !es.Exists:
 			health = "absent"
 		case !es.Running:
@@ -145,7 +147,7 @@ func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
 		if !seenApps[a.Metadata.Name] {
 			// An app whose runtime exists but does not answer may well be there: say so rather than absent.
 			st := "absent"
-			if es := snap.Environments[a.Spec.Environment]; es.Exists && !es.Reachable {
+			if es := snap.Environments[a.Spec.Environment]; (es.Exists && !es.Reachable) || es.Error != "" {
 				st = "unknown"
 			}
 			rep.Apps = append(rep.Apps, appStatus{Name: a.Metadata.Name, Environment: a.Spec.Environment, Declared: true, Desired: a.Spec.State, Status: st})

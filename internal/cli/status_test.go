@@ -52,6 +52,7 @@ spec: {environment: stage, state: stopped}
 			Apps: []api.App{{Name: "crm", Status: api.StatusStopped, Generation: 3}}},
 		"prod":  {Name: "prod", Provider: "local", Exists: true, Running: false},
 		"stage": {Name: "stage", Provider: "local"},
+		"qa":    {Name: "qa", Provider: "docker", Error: "provider \"docker\" is not available in this build"},
 	}}
 	rep := buildStatus(fl, snap)
 	got := map[string]appStatus{}
@@ -69,4 +70,10 @@ spec: {environment: stage, state: stopped}
 		assert.Equal(t, tt.status, got[tt.app].Status, tt.app)
 		assert.Equal(t, tt.desired, got[tt.app].Desired, tt.app)
 	}
+	health := map[string]string{}
+	for _, e := range rep.Environments {
+		health[e.Name] = e.Health
+	}
+	assert.Equal(t, map[string]string{"dev": "healthy", "prod": "stopped", "stage": "absent", "qa": "unknown"}, health,
+		"an environment that could not be observed is unknown, not absent")
 }
