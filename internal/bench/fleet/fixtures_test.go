@@ -115,8 +115,8 @@ func terraformEnv(root string) ([]string, error) {
 	return []string{"TF_CLI_CONFIG_FILE=" + rc, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1", "TF_INPUT=0"}, nil
 }
 
-// terraform returns the module of n terraform_data resources in dir, initialised and, when applied is
-// true, applied; nil when terraform is not installed.
+// setup returns the module of n terraform_data resources in the run's directory name, initialised and,
+// when applied is true, applied; nil when terraform is not installed.
 func (m *terraformModule) setup(tb testing.TB, name string, n int, applied bool) *terraformModule {
 	tb.Helper()
 	bin := terraformPath(tb)
