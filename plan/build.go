@@ -163,7 +163,7 @@ func (b *builder) planEnvironments() {
 			Fingerprint: envFingerprint(st, seen)}
 		if exists {
 			a.Provider = st.Provider
-			a.Before = &Object{SpecHash: st.SpecHash, Status: envStatus(st), Error: st.Error, Endpoint: st.Endpoint}
+			a.Before = &Object{SpecHash: st.SpecHash, Environment: st.Spec, Status: envStatus(st), Error: st.Error, Endpoint: st.Endpoint}
 			if !st.Reachable {
 				a.Warning = "unreachable"
 				if st.Error != "" {
@@ -192,7 +192,11 @@ func (b *builder) planEnvironments() {
 			a.Blocked = fmt.Sprintf("changing an environment's provider is not supported; destroy it with --target %s, then apply", a.Address)
 		case declared && st.SpecHash != decl.SpecHash():
 			a.Kind, a.Reason = Update, "update (runtime settings changed; restarted with apps and data kept)"
-			a.Diffs = []FieldDiff{{Path: "specHash", Kind: FieldChange, Before: orNone(st.SpecHash), After: decl.SpecHash()}}
+			a.Diffs = diffEnvironment(st.Spec, decl.Spec)
+			if len(a.Diffs) == 0 {
+				// The provider keeps no spec (or one that hashes otherwise): the hash is all there is to show.
+				a.Diffs = []FieldDiff{{Path: "specHash", Kind: FieldChange, Before: orNone(st.SpecHash), After: decl.SpecHash()}}
+			}
 		case declared && hasNested(st.Changes):
 			a.Kind, a.Reason = Update, fmt.Sprintf("update (%s plans changes; apps and data kept)", decl.Spec.Provider)
 		case declared && !st.Running:

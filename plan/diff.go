@@ -296,3 +296,63 @@ func fieldText(f spec.Field) string {
 	}
 	return s
 }
+
+// diffEnvironment compares the spec a runtime was applied with (nil when its provider keeps none) with
+// the declared one, setting by setting: "runtime.idleTimeout", "local.listen", "terraform.variables.size".
+func diffEnvironment(got *spec.EnvironmentSpec, want spec.EnvironmentSpec) []FieldDiff {
+	if got == nil {
+		return nil
+	}
+	g, w := map[string]string{}, map[string]string{}
+	flatten("", toAnyJSON(*got), g)
+	flatten("", toAnyJSON(want), w)
+	var out []FieldDiff
+	for _, k := range unionKeys(w, g) {
+		wv, inW := w[k]
+		gv, inG := g[k]
+		switch {
+		case !inG:
+			out = append(out, FieldDiff{Path: k, Kind: FieldAdd, After: wv})
+		case !inW:
+			out = append(out, FieldDiff{Path: k, Kind: FieldRemove, Before: gv})
+		case wv != gv:
+			out = append(out, FieldDiff{Path: k, Kind: FieldChange, Before: gv, After: wv})
+		}
+	}
+	return out
+}
+
+// toAnyJSON is v's JSON form as plain Go values.
+func toAnyJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var out any
+	if json.Unmarshal(b, &out) != nil {
+		return nil
+	}
+	return out
+}
+
+// flatten writes every leaf of v under its dotted path, as JSON text; lists are leaves.
+func flatten(prefix string, v any, out map[string]string) {
+	if m, ok := v.(map[string]any); ok {
+		for k, x := range m {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			flatten(p, x, out)
+		}
+		return
+	}
+	if prefix == "" {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(fmt.Sprint(v))
+	}
+	out[prefix] = string(b)
+}

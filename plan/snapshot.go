@@ -2,6 +2,7 @@ package plan
 
 import (
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/spec"
 )
 
 // Snapshot is everything observed before planning. Build reads nothing else: it does no I/O.
@@ -27,6 +28,9 @@ type EnvironmentState struct {
 	Error string `json:"error,omitempty"`
 	// SpecHash is spec.Environment.SpecHash of the spec the runtime was last applied with.
 	SpecHash string `json:"specHash,omitempty"`
+	// Spec is the spec the runtime was last applied with, when the provider recorded it; the plan then
+	// shows which settings changed rather than only that the hash did.
+	Spec *spec.EnvironmentSpec `json:"spec,omitempty"`
 	// Endpoint is the management API's base URL, for display.
 	Endpoint string `json:"endpoint,omitempty"`
 	// Apps are the apps the runtime reports, secrets as hashes.

@@ -178,6 +178,7 @@ func (o *observer) runtime(ctx context.Context, st plan.EnvironmentState, obs Ob
 	st.Exists = true
 	st.Running = obs.Running
 	st.SpecHash = obs.SpecHash
+	st.Spec = obs.Spec
 	st.Endpoint = obs.Endpoint.URL
 	st.Changes = obs.Changes
 	if !obs.Running {

@@ -39,6 +39,8 @@ type Observed struct {
 	Endpoint Endpoint `json:"endpoint"`
 	// SpecHash is spec.Environment.SpecHash of the spec the runtime was last applied with.
 	SpecHash string `json:"specHash"`
+	// Spec is the spec the runtime was last applied with, when the provider keeps it (nil otherwise).
+	Spec *spec.EnvironmentSpec `json:"spec,omitempty"`
 	// Detail is provider-specific, for display only (pid, container id, ...).
 	Detail map[string]string `json:"detail,omitempty"`
 	// Changes are what the provider's own planner would change (Terraform); empty elsewhere.

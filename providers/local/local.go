@@ -115,6 +115,7 @@ func (p *Provider) observed(name string, d envDirs, st runtimeState) providers.O
 		Running:     running,
 		Endpoint:    providers.Endpoint{URL: endpointURL(st.Listen), Token: readToken(d.token)},
 		SpecHash:    st.SpecHash,
+		Spec:        st.Spec,
 		Detail:      detail,
 	}
 }
@@ -278,12 +279,14 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 		}
 	}
 
+	es := env.Spec
 	st := runtimeState{
 		Fleet:       p.fleet,
 		Environment: env.Metadata.Name,
 		PID:         cmd.Process.Pid,
 		Listen:      addr,
 		SpecHash:    env.SpecHash(),
+		Spec:        &es,
 		StartedAt:   time.Now().UTC(),
 		Binary:      p.binary,
 		DataDir:     d.data,

@@ -160,6 +160,8 @@ func TestSettingsChangeRestartsOnSameEndpoint(t *testing.T) {
 	assert.NotEqual(t, pidOf(t, before), pidOf(t, after), "a new process with the new settings")
 	assert.False(t, processExists(pidOf(t, before)), "the old process is gone")
 	assert.Equal(t, ep, ep2, "a port chosen at first start is kept across restarts")
+	require.NotNil(t, after.Spec, "Observe reports the spec the runtime runs with, so a plan can show what changed")
+	assert.Equal(t, time.Minute, after.Spec.Runtime.IdleTimeout.Duration)
 }
 
 func TestCrashedRuntimeKeepsItsPort(t *testing.T) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/appfleet/appfleet/spec"
 )
 
 // File and directory names inside an environment's directory.
@@ -27,11 +29,13 @@ type runtimeState struct {
 	PID         int    `json:"pid"`
 	// Listen is the address the runtime was told to listen on; when the manifest declares none it is the
 	// free port chosen at first start, kept so that the endpoint stays the same across restarts.
-	Listen    string    `json:"listen"`
-	SpecHash  string    `json:"specHash"`
-	StartedAt time.Time `json:"startedAt"`
-	Binary    string    `json:"binary"`
-	DataDir   string    `json:"dataDir"`
+	Listen   string `json:"listen"`
+	SpecHash string `json:"specHash"`
+	// Spec is the environment's spec the runtime was started with (absent in files of older releases).
+	Spec      *spec.EnvironmentSpec `json:"spec,omitempty"`
+	StartedAt time.Time             `json:"startedAt"`
+	Binary    string                `json:"binary"`
+	DataDir   string                `json:"dataDir"`
 }
 
 // envDirs are the paths of one environment's files.

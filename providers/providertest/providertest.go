@@ -185,6 +185,9 @@ func requirePresent(t *testing.T, tg Target, env spec.Environment, ep providers.
 	assert.Equal(t, tg.Fleet, obs.Fleet)
 	assert.Equal(t, env.Spec.Provider, obs.Provider)
 	assert.Equal(t, env.SpecHash(), obs.SpecHash, "Observe reports the spec hash Apply ran with")
+	if obs.Spec != nil {
+		assert.Equal(t, env.Spec, *obs.Spec, "Observe reports the spec Apply ran with")
+	}
 	assert.Equal(t, ep, obs.Endpoint, "Observe reports the endpoint Apply returned")
 	return obs
 }
