@@ -53,7 +53,9 @@ func TestRuntimeServe(t *testing.T) {
 		return err == nil && addr != ""
 	}, 10*time.Second, 10*time.Millisecond)
 	assert.NotContains(t, addr, ":0", "port 0 is replaced by the port really bound")
-	assert.Contains(t, errOut.String(), "listening on "+addr)
+	// runtime.addr is written just before the line is printed: wait for it as well.
+	assert.Eventually(t, func() bool { return strings.Contains(errOut.String(), "listening on "+addr) },
+		5*time.Second, 10*time.Millisecond, "stderr: %s", errOut)
 
 	fi, err := os.Stat(filepath.Join(dir, "token"))
 	require.NoError(t, err)
