@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -136,12 +138,25 @@ func readSavedPlanArg(args []string) (*plan.Plan, string, error) {
 		return nil, "", err
 	}
 	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	head = head[:n]
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, "", err
+	}
 	p, err := plan.Load(f)
-	if errors.Is(err, plan.ErrNotAPlan) {
-		return nil, "", nil
+	if errors.Is(err, plan.ErrNotAPlan) && !looksLikeSavedPlan(head) {
+		return nil, "", nil // a manifest file
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read saved plan %s: %w", args[0], err)
+		return nil, "", fmt.Errorf("read saved plan %s: %w; it is damaged or was not written by 'appfleet plan --out': plan again", args[0], err)
 	}
 	return p, args[0], nil
+}
+
+// looksLikeSavedPlan reports whether a file's first bytes are those of a saved plan (a JSON object
+// whose kind is appfleet-plan), so that a damaged one is reported as such rather than read as YAML.
+func looksLikeSavedPlan(head []byte) bool {
+	t := bytes.TrimLeft(head, " \t\r\n")
+	return bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"appfleet-plan"`))
 }
