@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/providers"
 	"github.com/spf13/cobra"
 )
 
@@ -104,7 +105,31 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 			return err
 		}
 	}
-	if err := showPlan(io, p, cmp.Or(err, p.Err())); err != nil || !p.HasChanges() {
+	if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints); err != nil || saved != nil || !hasUnknown(p) {
+		return err
+	}
+	// Apps of a runtime that did not answer could not be planned; the apply has just brought their
+	// runtimes back, so plan them now rather than leave the fleet to a second apply.
+	snap, endpoints, err = fl.observe(ctx)
+	if err != nil {
+		return err
+	}
+	p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets})
+	if p == nil {
+		return err
+	}
+	if !p.HasChanges() && err == nil {
+		return nil
+	}
+	fmt.Fprintln(io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
+	return applyPlan(ctx, fl, opts, p, err, snap, endpoints)
+}
+
+// applyPlan shows a plan, refuses data loss that was not allowed, asks for confirmation and carries it out.
+// buildErr is what building the plan returned (a blocked plan).
+func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan, buildErr error, snap plan.Snapshot, endpoints map[string]providers.Endpoint) error {
+	io := opts.F.IO
+	if err := showPlan(io, p, cmp.Or(buildErr, p.Err())); err != nil || !p.HasChanges() {
 		return err
 	}
 	if loss := p.DataLoss(); len(loss) > 0 && !opts.AllowDataLoss {
@@ -122,6 +147,16 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		par = fl.manifests.Parallelism()
 	}
 	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: par, AllowDataLoss: opts.AllowDataLoss}, "Apply")
+}
+
+// hasUnknown reports whether the plan holds apps that could not be observed.
+func hasUnknown(p *plan.Plan) bool {
+	for _, a := range p.Actions {
+		if a.Kind == plan.Unknown {
+			return true
+		}
+	}
+	return false
 }
 
 // readSavedPlanArg returns the saved plan when args is exactly one file that holds one.

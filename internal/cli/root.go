@@ -6,10 +6,18 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
+
+// annotationLongRunning marks a command that runs until stopped (the runtime, a daemon): it keeps the
+// default garbage collector target, since its memory per app is what density depends on.
+const annotationLongRunning = "appfleet.dev/long-running"
+
+// shortLivedGCPercent is the garbage collector target of every other command.
+const shortLivedGCPercent = 400
 
 // Factory carries what every command needs: streams and the global flags.
 type Factory struct {
@@ -24,6 +32,12 @@ func Main() int {
 	f := &Factory{IO: SystemIO()}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal lets the command wind down (actions in flight finish); restoring the default
+	// handling then lets a second Ctrl-C end the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	return Run(ctx, f, os.Args[1:])
 }
 
@@ -56,6 +70,11 @@ appfleet compares that with what really runs, prints a plan, and applies it.`,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			if f.NoColor {
 				f.IO.SetColorEnabled(false)
+			}
+			if cmd.Annotations[annotationLongRunning] == "" {
+				// A command that lives a second or less gains nothing from collecting a heap of a few
+				// megabytes often: a higher target saves about a tenth of a large plan's time.
+				debug.SetGCPercent(shortLivedGCPercent)
 			}
 		},
 	}

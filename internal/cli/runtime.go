@@ -54,7 +54,8 @@ to its desired state.
 The management API needs the bearer token from --token-file (generated, mode 0600, when the file is
 absent). The address the runtime really listens on (also with port 0) is printed on stderr and written to
 DATA_DIR/runtime.addr. SIGTERM or Ctrl-C stops it gracefully.`,
-		Args: cobra.NoArgs,
+		Annotations: map[string]string{annotationLongRunning: "true"},
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runRuntimeServe(cmd.Context(), opts)
 		},
