@@ -9,6 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	// The binary is built from the command line and everything under it. Importing it here makes every
+	// test that runs the binary depend on that code, so Go's test cache reruns those tests when it changes
+	// instead of reporting a result obtained with an older binary.
+	_ "github.com/appfleet/appfleet/internal/cli"
 )
 
 // Build compiles ./cmd/appfleet as a static binary into dir and returns its path.
