@@ -3,7 +3,6 @@ package providers_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -15,9 +14,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/providers/all"
-	"github.com/appfleet/appfleet/providers/providertest"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -25,20 +24,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "appfleet-observe-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary, err = providertest.BuildAppfleet(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, &binary))
 }
 
 func localEnv(name string) spec.Environment {

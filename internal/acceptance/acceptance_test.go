@@ -23,26 +23,11 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// binDir holds the appfleet binary built for this test run.
-var binDir string
+// binary is the appfleet binary built for this test run; scripts find it first on their PATH.
+var binary string
 
 func TestMain(m *testing.M) {
-	os.Exit(buildAndRun(m))
-}
-
-func buildAndRun(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "appfleet-acceptance-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	if _, err := testbin.Build(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	binDir = dir
-	return m.Run()
+	os.Exit(testbin.Main(m, &binary))
 }
 
 func TestScripts(t *testing.T) {
@@ -50,7 +35,7 @@ func TestScripts(t *testing.T) {
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
-			env.Setenv("PATH", binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+			env.Setenv("PATH", filepath.Dir(binary)+string(os.PathListSeparator)+os.Getenv("PATH"))
 			env.Setenv("NO_COLOR", "1")
 			env.Setenv("HOME", env.WorkDir)
 			// One state dir per script, so the helper commands below know where runtimes keep their files.

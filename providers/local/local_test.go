@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/providers/local"
 	"github.com/appfleet/appfleet/providers/providertest"
@@ -37,20 +38,7 @@ func TestMain(m *testing.M) {
 	if stateDir := os.Getenv(applyHelperEnv); stateDir != "" {
 		os.Exit(applyAndExit(stateDir, os.Getenv(binaryHelperEnv)))
 	}
-	dir, err := os.MkdirTemp("", "appfleet-local-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary, err = providertest.BuildAppfleet(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, &binary))
 }
 
 const fleet = "acme"
