@@ -47,6 +47,10 @@ func lifecycleContext(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(context.WithoutCancel(ctx), lifecycleTimeout)
 }
 
+// gone reports, under opMu, that the app no longer exists or does not exist yet: deleted while the
+// caller waited, or the placeholder of a create in flight (or of one that is about to be refused).
+func (a *app) gone() bool { return a.deleted || a.current().entry.Generation == 0 }
+
 // getOrCreate returns the app, adding a pending one when the name is new.
 func (rt *Runtime) getOrCreate(name string) *app {
 	rt.mu.Lock()
@@ -416,7 +420,7 @@ func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
 	defer cancel()
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if a.deleted {
+	if a.gone() {
 		return api.App{}, notFound(name)
 	}
 	cur := a.current()
@@ -481,7 +485,7 @@ func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
 	defer cancel()
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if a.deleted {
+	if a.gone() {
 		return api.App{}, notFound(name)
 	}
 	cur := a.current()
@@ -516,7 +520,7 @@ func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error
 	defer cancel()
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if a.deleted {
+	if a.gone() {
 		return notFound(name)
 	}
 	cur := a.current()
@@ -551,7 +555,7 @@ func (rt *Runtime) backupApp(ctx context.Context, name string) (string, error) {
 	}
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if a.deleted {
+	if a.gone() {
 		return "", notFound(name)
 	}
 	st := a.current()
@@ -634,7 +638,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 	defer cancel()
 	a.opMu.Lock()
 	defer a.opMu.Unlock()
-	if a.deleted {
+	if a.gone() {
 		return api.App{}, notFound(name)
 	}
 	st := a.current()
