@@ -268,14 +268,18 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: archive the old database: %v", a.name, err))
 		}
 	}
-	if isNew {
-		rt.clearOrphan(ctx, a.name)
-	}
 	if a.db != nil && dsnOf(cur.entry.Spec) != dsnOf(stored) {
 		a.closeDB() // a new DSN: reconnect with it
 	}
 	if a.db == nil {
-		c, err := rt.openStore(ctx, a.name, entry, isNew || dbChanged)
+		var c store.Conn
+		var err error
+		if isNew || dbChanged {
+			err = rt.clearOrphan(ctx, a.name, entry)
+		}
+		if err == nil {
+			c, err = rt.openStore(ctx, a.name, entry, isNew || dbChanged)
+		}
 		if err != nil {
 			if isNew {
 				return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: create its database: %v", a.name, err))
@@ -338,17 +342,32 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 	return a.view(), isNew, nil
 }
 
-// clearOrphan moves aside data of a name that has no registry entry (left by a delete that was killed
-// between the registry and the archive), so a new app never inherits it.
-func (rt *Runtime) clearOrphan(_ context.Context, name string) {
-	if _, err := os.Stat(rt.appDir(name)); err == nil {
-		dst := rt.archiveDir(name + "-orphan")
-		if err := os.Rename(rt.appDir(name), dst); err != nil {
-			rt.log.Warn("move leftover data aside", "app", name, "error", err)
-		} else {
-			rt.log.Warn("moved leftover data of an unregistered app to the archive", "app", name, "archive", dst)
+// clearOrphan moves aside data found where a database is about to be created (left by a delete that
+// was killed between the registry and the archive, or whose archive failed), so a new database never
+// inherits it. When that data cannot be moved, the database must not be created.
+func (rt *Runtime) clearOrphan(ctx context.Context, name string, e registry.Entry) error {
+	if driverOf(e.Spec) == spec.DriverPostgres {
+		t := pgTarget(e)
+		exists, err := store.PostgresExists(ctx, t)
+		if err != nil || !exists {
+			return err
 		}
+		archived, err := rt.archivePostgres(ctx, name, name+"-orphan", e)
+		if err != nil {
+			return fmt.Errorf("move aside the %s %q left by an earlier app: %w", isolationOf(e.Spec), t.Name, err)
+		}
+		rt.log.Warn("moved leftover data of an unregistered app aside", "app", name, "archivedAs", archived)
+		return nil
 	}
+	if _, err := os.Stat(rt.appDir(name)); err != nil {
+		return nil
+	}
+	dst := rt.archiveDir(name + "-orphan")
+	if err := os.Rename(rt.appDir(name), dst); err != nil {
+		return fmt.Errorf("move aside the data left by an earlier app: %w", err)
+	}
+	rt.log.Warn("moved leftover data of an unregistered app to the archive", "app", name, "archive", dst)
+	return nil
 }
 
 // purgeNew removes what a failed create made.
@@ -382,19 +401,8 @@ func (rt *Runtime) archiveStorage(ctx context.Context, name string, e registry.E
 		if purge {
 			return store.PurgePostgres(ctx, t)
 		}
-		dst := rt.archiveDir(name)
-		archived := t.Name + "_" + time.Now().UTC().Format("20060102150405")
-		if len(archived) > 63 {
-			archived = archived[len(archived)-63:]
-		}
-		if err := store.ArchivePostgres(ctx, t, archived); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dst, 0o700); err != nil {
-			return err
-		}
-		note, _ := json.MarshalIndent(map[string]any{"driver": "postgres", "isolation": t.Isolation, "archivedAs": archived, "spec": e.Spec.Redacted(name)}, "", "  ")
-		return os.WriteFile(filepath.Join(dst, "archive.json"), note, 0o600)
+		_, err := rt.archivePostgres(ctx, name, name, e)
+		return err
 	}
 	if purge {
 		return os.RemoveAll(rt.appDir(name))
@@ -408,6 +416,22 @@ func (rt *Runtime) archiveStorage(ctx context.Context, name string, e registry.E
 	}
 	note, _ := json.MarshalIndent(map[string]any{"driver": "sqlite", "spec": e.Spec.Redacted(name)}, "", "  ")
 	return os.WriteFile(filepath.Join(dst, "archive.json"), note, 0o600)
+}
+
+// archivePostgres renames the app's PostgreSQL database or schema to a name of its own and records that
+// name in DATA_DIR/archive/<prefix>-<timestamp>/archive.json. It returns the new name.
+func (rt *Runtime) archivePostgres(ctx context.Context, name, prefix string, e registry.Entry) (string, error) {
+	t := pgTarget(e)
+	dst := rt.archiveDir(prefix)
+	archived, err := store.ArchivePostgres(ctx, t, t.Name+"_"+time.Now().UTC().Format("20060102150405"))
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return archived, err
+	}
+	note, _ := json.MarshalIndent(map[string]any{"driver": "postgres", "isolation": t.Isolation, "archivedAs": archived, "spec": e.Spec.Redacted(name)}, "", "  ")
+	return archived, os.WriteFile(filepath.Join(dst, "archive.json"), note, 0o600)
 }
 
 // startApp brings an app to running and records that as its desired state.

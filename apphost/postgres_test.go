@@ -2,9 +2,11 @@ package apphost_test
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/internal/pgtest"
@@ -108,5 +110,91 @@ func countStorage(t *testing.T, dsn, isolation, pattern string) int {
 	}
 	var n int
 	require.NoError(t, conn.QueryRow(t.Context(), q, pattern).Scan(&n))
+	return n
+}
+
+// A deleted app's PostgreSQL data is archived under a name of its own, even when an earlier archive
+// took the obvious one, and a new app never adopts a database or schema it did not create.
+func TestPostgresStorageIsNeverReused(t *testing.T) {
+	dsn := pgtest.Start(t)
+	p := startRuntime(t, "")
+	admin, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err)
+	defer admin.Close(context.Background())
+	for _, isolation := range []string{spec.IsolationDatabase, spec.IsolationSchema} {
+		t.Run(isolation, func(t *testing.T) {
+			ctx := t.Context()
+			name := "reuse-" + isolation
+			s := appSpec(customers())
+			s.Database = spec.Database{Driver: spec.DriverPostgres, DSN: &spec.SecretRef{Value: dsn}, Isolation: isolation}
+			put(t, p, name, s)
+			create(t, p, name, "customers", "", map[string]any{"name": "Ann"})
+			var storage string
+			q := "SELECT datname FROM pg_database WHERE datname LIKE $1"
+			if isolation == spec.IsolationSchema {
+				q = "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1"
+			}
+			require.NoError(t, admin.QueryRow(ctx, q, "%\\_"+strings.ReplaceAll(name, "-", "\\_")).Scan(&storage))
+			kind := "DATABASE"
+			if isolation == spec.IsolationSchema {
+				kind = "SCHEMA"
+			}
+
+			// Archives of an earlier app of the same name hold the names a delete in the next seconds would pick.
+			now := time.Now().UTC()
+			for i := range 4 {
+				_, err := admin.Exec(ctx, "CREATE "+kind+" "+pgx.Identifier{storage + "_" + now.Add(time.Duration(i)*time.Second).Format("20060102150405")}.Sanitize())
+				require.NoError(t, err)
+			}
+			assert.NoError(t, p.client.DeleteApp(ctx, name, false), "the archive finds a free name")
+			assert.Equal(t, 5, countStorage(t, dsn, isolation, storage+"\\_%"))
+			assert.Equal(t, 0, countStorage(t, dsn, isolation, storage), "nothing is left under the app's own name")
+
+			// Data left under an app's name (a delete killed before its archive) is moved aside, not adopted.
+			name = "left-" + isolation
+			storage = strings.TrimSuffix(storage, "reuse_"+isolation) + "left_" + isolation
+			_, err := admin.Exec(ctx, "CREATE "+kind+" "+pgx.Identifier{storage}.Sanitize())
+			require.NoError(t, err)
+			conn := admin
+			if isolation == spec.IsolationDatabase {
+				cfg, err := pgx.ParseConfig(dsn)
+				require.NoError(t, err)
+				cfg.Database = storage
+				conn, err = pgx.ConnectConfig(ctx, cfg)
+				require.NoError(t, err)
+			}
+			table := pgx.Identifier{"leftover"}
+			if isolation == spec.IsolationSchema {
+				table = pgx.Identifier{storage, "leftover"}
+			}
+			_, err = conn.Exec(ctx, "CREATE TABLE "+table.Sanitize()+" (x int)")
+			require.NoError(t, err)
+			if conn != admin {
+				require.NoError(t, conn.Close(ctx))
+			}
+
+			put(t, p, name, s)
+			assert.Equal(t, 0, listOf(t, p, "/apps/"+name+"/api/customers", "").Total)
+			assert.Equal(t, 1, countStorage(t, dsn, isolation, storage+"\\_%"), "the leftover is archived")
+			n := countIn(t, admin, "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = 'leftover'", storage)
+			if isolation == spec.IsolationDatabase {
+				cfg, err := pgx.ParseConfig(dsn)
+				require.NoError(t, err)
+				cfg.Database = storage
+				c, err := pgx.ConnectConfig(ctx, cfg)
+				require.NoError(t, err)
+				n = countIn(t, c, "SELECT count(*) FROM pg_tables WHERE tablename = 'leftover'")
+				require.NoError(t, c.Close(ctx))
+			}
+			assert.Equal(t, 0, n, "the new app's storage is new, not the leftover")
+			require.NoError(t, p.client.DeleteApp(ctx, name, true))
+		})
+	}
+}
+
+func countIn(t *testing.T, c *pgx.Conn, q string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, c.QueryRow(t.Context(), q, args...).Scan(&n))
 	return n
 }

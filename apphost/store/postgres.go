@@ -82,17 +82,63 @@ func isolationWord(t PGTarget) string {
 	return "database"
 }
 
-// ArchivePostgres renames the app's database or schema to archived, keeping its data. No connection
-// of the app may be open.
-func ArchivePostgres(ctx context.Context, t PGTarget, archived string) error {
-	return pgAdmin(ctx, t, func(admin *pgx.Conn) error {
-		q := "ALTER DATABASE " + quote(t.Name) + " RENAME TO " + quote(archived)
-		if t.Isolation == "schema" {
-			q = "ALTER SCHEMA " + quote(t.Name) + " RENAME TO " + quote(archived)
+// ArchivePostgres renames the app's database or schema to archived, keeping its data, and returns the
+// name it now has: archived itself, or archived with a "_2", "_3"... suffix when that name is taken
+// (an earlier archive of the same app), so an archive never fails for its name nor replaces another.
+// Names longer than PostgreSQL's 63 bytes lose their start. No connection of the app may be open.
+func ArchivePostgres(ctx context.Context, t PGTarget, archived string) (string, error) {
+	var final string
+	err := pgAdmin(ctx, t, func(admin *pgx.Conn) error {
+		for i := 1; ; i++ {
+			name := archived
+			if i > 1 {
+				name = fmt.Sprintf("%s_%d", archived, i)
+			}
+			if len(name) > maxPGName {
+				name = name[len(name)-maxPGName:]
+			}
+			taken, err := pgExists(ctx, admin, t.Isolation, name)
+			if err != nil {
+				return err
+			}
+			if taken {
+				continue
+			}
+			q := "ALTER DATABASE " + quote(t.Name) + " RENAME TO " + quote(name)
+			if t.Isolation == "schema" {
+				q = "ALTER SCHEMA " + quote(t.Name) + " RENAME TO " + quote(name)
+			}
+			if _, err := admin.Exec(ctx, q); err != nil {
+				return err
+			}
+			final = name
+			return nil
 		}
-		_, err := admin.Exec(ctx, q)
+	})
+	return final, err
+}
+
+// maxPGName is the longest identifier PostgreSQL keeps.
+const maxPGName = 63
+
+// PostgresExists reports whether the app's database or schema exists.
+func PostgresExists(ctx context.Context, t PGTarget) (bool, error) {
+	var exists bool
+	err := pgAdmin(ctx, t, func(admin *pgx.Conn) (err error) {
+		exists, err = pgExists(ctx, admin, t.Isolation, t.Name)
 		return err
 	})
+	return exists, err
+}
+
+func pgExists(ctx context.Context, admin *pgx.Conn, isolation, name string) (bool, error) {
+	q := "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)"
+	if isolation == "schema" {
+		q = "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)"
+	}
+	var exists bool
+	err := admin.QueryRow(ctx, q, name).Scan(&exists)
+	return exists, err
 }
 
 // PurgePostgres drops the app's database or schema and everything in it.
