@@ -36,6 +36,7 @@ func TestDataAPI(t *testing.T) {
 		{"not in enum", `{"name":"x","tier":"gold"}`, "tier"},
 		{"unknown field", `{"name":"x","colour":"red"}`, "colour"},
 		{"not an object", `[1,2]`, "body"},
+		{"NUL character", `{"name":"a\u0000b"}`, "name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := p.do(http.MethodPost, "/apps/shop/api/customers", "", tc.body)

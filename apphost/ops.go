@@ -729,6 +729,9 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 			}
 			return store.CopyData(ctx, snap, a.db, cols)
 		})
+		if a.closed {
+			a.closeDB() // a stopped app keeps no connection
+		}
 		if err != nil {
 			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: restore: %v", name, err)
 		}

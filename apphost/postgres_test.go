@@ -42,6 +42,17 @@ func TestPostgres(t *testing.T) {
 			assert.Contains(t, string(body), `\"email\"`)
 			code, body = p.do(http.MethodPost, "/apps/"+name+"/api/customers", "", map[string]any{"score": "x"})
 			assert.Equal(t, http.StatusBadRequest, code, string(body))
+			// PostgreSQL cannot store U+0000: the answer is a 400 naming the field, not a 500.
+			for _, tc := range []struct{ coll, body, field string }{
+				{"customers", `{"name":"a\u0000b"}`, "name"},
+				{"orders", `{"meta":{"k":["x\u0000"]}}`, "meta"},
+			} {
+				code, body = p.do(http.MethodPost, "/apps/"+name+"/api/"+tc.coll, "", tc.body)
+				assert.Equal(t, http.StatusBadRequest, code, string(body))
+				assert.Contains(t, string(body), tc.field+": must not contain the NUL character")
+			}
+			code, body = p.do(http.MethodGet, "/apps/"+name+"/api/customers?name=a%00b", "", nil)
+			assert.Equal(t, http.StatusBadRequest, code, string(body))
 			l := listOf(t, p, "/apps/"+name+"/api/customers?sort=-score&limit=1", "")
 			assert.Equal(t, 2, l.Total)
 			assert.Equal(t, "Bob", l.Items[0]["name"])
@@ -77,6 +88,15 @@ func TestPostgres(t *testing.T) {
 			put(t, p, name+"-lite", lite)
 			require.NoError(t, p.client.Restore(ctx, name+"-lite", bytes.NewReader(snap.Bytes())))
 			assert.Equal(t, 2, listOf(t, p, "/apps/"+name+"-lite/api/customers", "").Total)
+			// Restoring a stopped app leaves it without a connection.
+			_, err = p.client.StopApp(ctx, name)
+			require.NoError(t, err)
+			require.NoError(t, p.client.Restore(ctx, name, bytes.NewReader(snap.Bytes())))
+			var metrics bytes.Buffer
+			require.NoError(t, getMetrics(t, p, &metrics))
+			assert.Contains(t, metrics.String(), `appfleet_app_database_open{app="`+name+`"} 0`)
+			_, err = p.client.StartApp(ctx, name)
+			require.NoError(t, err)
 			create(t, p, name, "customers", "", map[string]any{"name": "Cid"})
 			require.NoError(t, p.client.Restore(ctx, name, bytes.NewReader(snap.Bytes())))
 			assert.Equal(t, 2, listOf(t, p, "/apps/"+name+"/api/customers", "").Total)

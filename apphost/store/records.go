@@ -440,6 +440,9 @@ func coerce(d Dialect, f spec.Field, v any) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("want a string, got %s", describe(v))
 		}
+		if strings.ContainsRune(s, 0) {
+			return nil, errNUL
+		}
 		return s, nil
 	case spec.TypeEnum:
 		s, ok := v.(string)
@@ -503,6 +506,9 @@ func coerce(d Dialect, f spec.Field, v any) (any, error) {
 		}
 		return t.Format(timeLayout), nil
 	case spec.TypeJSON:
+		if hasNUL(v) {
+			return nil, errNUL
+		}
 		b, err := json.Marshal(v)
 		if err != nil {
 			return nil, fmt.Errorf("want JSON: %w", err)
@@ -510,6 +516,27 @@ func coerce(d Dialect, f spec.Field, v any) (any, error) {
 		return string(b), nil
 	}
 	return nil, fmt.Errorf("unknown type %q", f.Type)
+}
+
+// errNUL refuses text holding U+0000, which PostgreSQL cannot store (in text or jsonb); SQLite apps refuse
+// it too, so that every app's data can move between the drivers.
+var errNUL = errors.New(`must not contain the NUL character (\u0000)`)
+
+// hasNUL reports whether a decoded JSON value holds U+0000 in a string or an object key.
+func hasNUL(v any) bool {
+	switch x := v.(type) {
+	case string:
+		return strings.ContainsRune(x, 0)
+	case []any:
+		return slices.ContainsFunc(x, hasNUL)
+	case map[string]any:
+		for k, e := range x {
+			if strings.ContainsRune(k, 0) || hasNUL(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func parseFilter(d Dialect, f spec.Field, s string) (any, error) {
