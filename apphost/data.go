@@ -175,7 +175,7 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 				Total int64          `json:"total"`
 			}{items, total})
 		case http.MethodPost:
-			in, err := readRecord(r)
+			in, err := readRecord(w, r)
 			if err != nil {
 				writeDataError(w, err)
 				return
@@ -212,7 +212,7 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 		})
 	case http.MethodPatch:
 		var in map[string]any
-		if in, err = readRecord(r); err == nil {
+		if in, err = readRecord(w, r); err == nil {
 			err = a.withDB(r.Context(), func(c store.Conn) (err error) {
 				rec, err = coll.Update(r.Context(), c, id, in)
 				return err
@@ -250,12 +250,25 @@ func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	return false
 }
 
-// readRecord decodes a JSON object body, keeping numbers exact.
-func readRecord(r *http.Request) (map[string]any, error) {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRecordBytes))
+// readRecord decodes a body that is one JSON object, keeping numbers exact. A body over maxRecordBytes
+// is refused with an *http.MaxBytesError.
+func readRecord(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBytes))
 	dec.UseNumber()
 	var in map[string]any
-	if err := dec.Decode(&in); err != nil || in == nil {
+	err := dec.Decode(&in)
+	if err == nil {
+		if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("more follows the object")
+			if errors.As(after, new(*http.MaxBytesError)) {
+				err = after
+			}
+		}
+	}
+	if errors.As(err, new(*http.MaxBytesError)) {
+		return nil, err
+	}
+	if err != nil || in == nil {
 		msg := "the body must be a JSON object"
 		if err != nil {
 			msg += ": " + err.Error()
@@ -268,7 +281,10 @@ func readRecord(r *http.Request) (map[string]any, error) {
 func writeDataError(w http.ResponseWriter, err error) {
 	var ve *store.ValidationError
 	var ue *store.UniqueError
+	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.As(err, &tooLarge):
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeInvalid, fmt.Sprintf("the body is larger than %d bytes", tooLarge.Limit), nil)
 	case errors.As(err, &ve):
 		writeError(w, http.StatusBadRequest, api.CodeInvalid, "invalid input: "+ve.Error(), ve.Details())
 	case errors.As(err, &ue):

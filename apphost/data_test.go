@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/appfleet/appfleet/apphost/api"
@@ -47,7 +48,14 @@ func TestDataAPI(t *testing.T) {
 			assert.Contains(t, e.Details[0], tc.field+":", "the answer names the field")
 		})
 	}
-	code, body := p.do(http.MethodPost, "/apps/shop/api/customers", "", `{"name":"dup","email":"ann@x.test"}`)
+	code, body := p.do(http.MethodPost, "/apps/shop/api/customers", "", `{"name":"one"} {"name":"two"}`)
+	assert.Equal(t, http.StatusBadRequest, code, "a body is one object: %s", body)
+	code, body = p.do(http.MethodPost, "/apps/shop/api/customers", "", `{"name":"`+strings.Repeat("x", 2<<20)+`"}`)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code, string(body))
+	assert.Equal(t, api.CodeInvalid, errorCode(t, body).Code)
+	code, body = p.do(http.MethodPatch, "/apps/shop/api/customers/1", "", `{"score":1}`+strings.Repeat(" ", 2<<20))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, code, string(body))
+	code, body = p.do(http.MethodPost, "/apps/shop/api/customers", "", `{"name":"dup","email":"ann@x.test"}`)
 	assert.Equal(t, http.StatusConflict, code, string(body))
 	assert.Contains(t, errorCode(t, body).Message, "email")
 
