@@ -3,7 +3,6 @@ package apphost_test
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -24,27 +23,10 @@ import (
 // binary is the appfleet executable the tests run as real runtime processes.
 var binary string
 
+// TestMain builds the binary once; with APPFLEET_TEST_RACE=1 the runtime processes run under the race
+// detector too (testbin.RaceEnv).
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "apphost-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if os.Getenv("APPFLEET_TEST_RACE") == "1" { // run the runtime processes under the race detector
-		binary = filepath.Join(dir, "appfleet")
-		build := exec.Command("go", "build", "-race", "-o", binary, "github.com/appfleet/appfleet/cmd/appfleet")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		err = build.Run()
-	} else {
-		binary, err = testbin.Build(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "build appfleet:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testbin.Main(m, &binary))
 }
 
 // runtimeProc is one `appfleet runtime serve` process under test.
