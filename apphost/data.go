@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/appfleet/appfleet/apphost/api"
@@ -160,20 +161,17 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 				writeDataError(w, err)
 				return
 			}
-			var items []store.Record
-			var total int64
+			buf := getBuf()
+			defer putBuf(buf)
 			err = a.withDB(r.Context(), func(c store.Conn) (err error) {
-				items, total, err = coll.List(r.Context(), c, lq)
+				*buf, err = coll.ListJSON(r.Context(), c, lq, (*buf)[:0])
 				return err
 			})
 			if err != nil {
 				writeDataError(w, err)
 				return
 			}
-			writeJSON(w, http.StatusOK, struct {
-				Items []store.Record `json:"items"`
-				Total int64          `json:"total"`
-			}{items, total})
+			writeEncoded(w, http.StatusOK, *buf)
 		case http.MethodPost:
 			in, err := readRecord(w, r)
 			if err != nil {
@@ -192,7 +190,7 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 			if id, ok := rec.Get("id"); ok {
 				w.Header().Set("Location", fmt.Sprintf("/apps/%s/api/%s/%v", a.name, collName, id))
 			}
-			writeJSON(w, http.StatusCreated, rec)
+			writeRecord(w, http.StatusCreated, rec)
 		default:
 			allow(w, r, http.MethodGet, http.MethodPost)
 		}
@@ -204,10 +202,13 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 		return
 	}
 	var rec store.Record
+	var buf *[]byte
 	switch r.Method {
 	case http.MethodGet:
+		buf = getBuf()
+		defer putBuf(buf)
 		err = a.withDB(r.Context(), func(c store.Conn) (err error) {
-			rec, err = coll.Get(r.Context(), c, id)
+			*buf, err = coll.GetJSON(r.Context(), c, id, (*buf)[:0])
 			return err
 		})
 	case http.MethodPatch:
@@ -236,8 +237,53 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 		writeDataError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	if buf != nil {
+		writeEncoded(w, http.StatusOK, *buf)
+		return
+	}
+	writeRecord(w, http.StatusOK, rec)
 }
+
+// bufPool holds the buffers records are encoded into. A page of 20 short records is a few KiB; a
+// buffer grown past maxPooledBuf by a huge page is left to the GC rather than kept for every request.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+const maxPooledBuf = 256 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
+}
+
+// writeRecord answers with one record, encoded by the store.
+func writeRecord(w http.ResponseWriter, status int, rec store.Record) {
+	buf := getBuf()
+	defer putBuf(buf)
+	b, err := rec.AppendJSON((*buf)[:0])
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, api.CodeInternal, "encode answer: "+err.Error(), nil)
+		return
+	}
+	*buf = b
+	writeEncoded(w, status, b)
+}
+
+// writeEncoded answers with JSON the store already encoded, as writeJSON would (a final newline),
+// written as it is: passing it through encoding/json would validate and copy it again.
+func writeEncoded(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(body) + 1)}
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// contentTypeJSON is shared by every answer; net/http only reads header values.
+var contentTypeJSON = []string{"application/json"}
 
 func allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
 	for _, m := range methods {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,7 +65,13 @@ type Collection struct {
 	selectList string // id, createdAt, updatedAt, fields... in the dialect
 	columns    []string
 	types      []string
+	kinds      []kind   // types, resolved for encoding
+	keyJSON    [][]byte // `{"id":`, `,"createdAt":`... pre-encoded
 	dialect    Dialect
+
+	// The SQL of the common reads, built once: the statement caches key on the text, and building it
+	// per request would cost as much as looking it up.
+	getSQL, countAllSQL, pageSQL string
 }
 
 // Compile prepares a validated data model for a dialect.
@@ -86,6 +91,13 @@ func Compile(d Dialect, cols []spec.Collection) map[string]*Collection {
 			sel[i] = d.selectColumn(name, cc.types[i])
 		}
 		cc.selectList = strings.Join(sel, ", ")
+		cc.kinds = make([]kind, len(cc.types))
+		for i, t := range cc.types {
+			cc.kinds[i] = kindOf(t)
+		}
+		cc.keyJSON = keyPrefixes(cc.columns)
+		cc.getSQL = "SELECT " + cc.selectList + " FROM " + quote(c.Name) + " WHERE id = " + d.Placeholder(1)
+		cc.countAllSQL, cc.pageSQL, _ = cc.listSQL(ListQuery{})
 		out[c.Name] = cc
 	}
 	return out
@@ -107,24 +119,26 @@ func (r Record) Get(name string) (any, bool) {
 }
 
 // MarshalJSON writes the fields in order.
-func (r Record) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
+func (r Record) MarshalJSON() ([]byte, error) { return r.AppendJSON(nil) }
+
+// AppendJSON appends the record as a JSON object, its fields in order.
+func (r Record) AppendJSON(dst []byte) ([]byte, error) {
+	var err error
 	for i, k := range r.keys {
-		if i > 0 {
-			b.WriteByte(',')
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
 		}
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteByte(':')
-		vb, err := json.Marshal(r.values[i])
-		if err != nil {
+		dst = appendString(append(dst, sep), k)
+		dst = append(dst, ':')
+		if dst, err = appendDecoded(dst, r.values[i]); err != nil {
 			return nil, err
 		}
-		b.Write(vb)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	if len(r.keys) == 0 {
+		dst = append(dst, '{')
+	}
+	return append(dst, '}'), nil
 }
 
 func (c *Collection) scan(row []any) (Record, error) {
@@ -231,7 +245,24 @@ func (c *Collection) Update(ctx context.Context, conn Conn, id int64, input map[
 
 // Get reads one record.
 func (c *Collection) Get(ctx context.Context, conn Conn, id int64) (Record, error) {
-	return c.one(ctx, conn, "SELECT "+c.selectList+" FROM "+quote(c.Name)+" WHERE id = "+c.dialect.Placeholder(1), []any{id})
+	return c.one(ctx, conn, c.getSQL, []any{id})
+}
+
+// GetJSON appends one record as a JSON object to dst, written straight from the stored row.
+func (c *Collection) GetJSON(ctx context.Context, conn Conn, id int64, dst []byte) ([]byte, error) {
+	found := false
+	err := conn.Query(ctx, c.getSQL, []any{id}, func(row []any) (err error) {
+		found = true
+		dst, err = c.appendRow(dst, row)
+		return err
+	})
+	if err != nil {
+		return dst, err
+	}
+	if !found {
+		return dst, ErrNotFound
+	}
+	return dst, nil
 }
 
 // Delete removes one record.
@@ -374,9 +405,71 @@ func (c *Collection) fieldType(name string) string {
 
 // List returns one page of records and the number of records that match the filters.
 func (c *Collection) List(ctx context.Context, conn Conn, lq ListQuery) ([]Record, int64, error) {
+	var items []Record
+	total, err := c.list(ctx, conn, lq, func(row []any) error {
+		r, err := c.scan(row)
+		if err != nil {
+			return err
+		}
+		items = append(items, r)
+		return nil
+	})
+	if items == nil {
+		items = []Record{}
+	}
+	return items, total, err
+}
+
+// ListJSON appends one page as the data API answers it, {"items": [...], "total": n}, to dst, written
+// straight from the stored rows.
+func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst []byte) ([]byte, error) {
+	dst = append(dst, `{"items":[`...)
+	first := true
+	total, err := c.list(ctx, conn, lq, func(row []any) (err error) {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst, err = c.appendRow(dst, row)
+		return err
+	})
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, `],"total":`...)
+	dst = strconv.AppendInt(dst, total, 10)
+	return append(dst, '}'), nil
+}
+
+// list counts the records that match the filters and calls fn for each row of the page, both in one
+// read transaction so that total and the page agree even while writes go on.
+func (c *Collection) list(ctx context.Context, conn Conn, lq ListQuery, fn func(row []any) error) (int64, error) {
+	countQ, pageQ, args := c.countAllSQL, c.pageSQL, []any(nil)
+	if len(lq.Filters) > 0 || len(lq.Sort) > 0 {
+		countQ, pageQ, args = c.listSQL(lq)
+	}
+	var total int64
+	err := func() error {
+		err := conn.Query(ctx, countQ, args, func(row []any) error {
+			total = asInt(row[0])
+			return nil
+		})
+		if err != nil || total <= int64(lq.Offset) || lq.Limit == 0 {
+			return err
+		}
+		return conn.Query(ctx, pageQ, append(args, lq.Limit, lq.Offset), fn)
+	}()
+	if err != nil {
+		return 0, err
+	}
+	return total, nil
+}
+
+// listSQL builds the count and the page query of a list; the page's arguments are those of the
+// filters, then limit and offset.
+func (c *Collection) listSQL(lq ListQuery) (countQ, pageQ string, args []any) {
 	d := c.dialect
 	var where []string
-	var args []any
 	for _, f := range lq.Filters {
 		args = append(args, f.Value)
 		where = append(where, quote(f.Field)+" = "+d.Placeholder(len(args)))
@@ -384,18 +477,6 @@ func (c *Collection) List(ctx context.Context, conn Conn, lq ListQuery) ([]Recor
 	w := ""
 	if len(where) > 0 {
 		w = " WHERE " + strings.Join(where, " AND ")
-	}
-	var total int64
-	err := conn.Query(ctx, "SELECT COUNT(*) FROM "+quote(c.Name)+w, args, func(row []any) error {
-		total = asInt(row[0])
-		return nil
-	})
-	if err != nil {
-		return nil, 0, err
-	}
-	items := make([]Record, 0, min(lq.Limit, int(max(total-int64(lq.Offset), 0))))
-	if total <= int64(lq.Offset) || lq.Limit == 0 {
-		return items, total, nil
 	}
 	order := make([]string, 0, len(lq.Sort)+1)
 	hasID := false
@@ -410,18 +491,10 @@ func (c *Collection) List(ctx context.Context, conn Conn, lq ListQuery) ([]Recor
 	if !hasID {
 		order = append(order, "id ASC") // a stable order, so pages never repeat or skip a record
 	}
-	args = append(args, lq.Limit, lq.Offset)
-	q := "SELECT " + c.selectList + " FROM " + quote(c.Name) + w + " ORDER BY " + strings.Join(order, ", ") +
-		" LIMIT " + d.Placeholder(len(args)-1) + " OFFSET " + d.Placeholder(len(args))
-	err = conn.Query(ctx, q, args, func(row []any) error {
-		r, err := c.scan(row)
-		if err != nil {
-			return err
-		}
-		items = append(items, r)
-		return nil
-	})
-	return items, total, err
+	countQ = "SELECT COUNT(*) FROM " + quote(c.Name) + w
+	pageQ = "SELECT " + c.selectList + " FROM " + quote(c.Name) + w + " ORDER BY " + strings.Join(order, ", ") +
+		" LIMIT " + d.Placeholder(len(args)+1) + " OFFSET " + d.Placeholder(len(args)+2)
+	return countQ, pageQ, args
 }
 
 func sortProblems(p []FieldError) {
