@@ -183,6 +183,13 @@ func (p *pgConn) Exec(ctx context.Context, query string, args ...any) (int64, er
 	if err != nil {
 		return 0, err
 	}
+	if changesSchema(query) {
+		// pgx keeps a prepared statement per SQL text; the same text may now read columns of
+		// another type, which the server refuses for a statement prepared before.
+		if err := p.c.DeallocateAll(ctx); err != nil {
+			return 0, fmt.Errorf("after a schema change: %w", err)
+		}
+	}
 	return tag.RowsAffected(), nil
 }
 

@@ -108,11 +108,74 @@ func OpenSQLite(path string, mode OpenMode) (Conn, error) {
 
 type sqliteConn struct {
 	c driver.Conn
+	// stmts are the prepared statements of this connection, by SQL text. Preparing (parsing and
+	// planning) cost as much CPU as running a short query; a collection uses a handful of statements
+	// over and over. Statements are dropped when the schema changes, and finalized on Close.
+	stmts map[string]sqliteStmt
 }
+
+// sqliteStmt is what the driver's prepared statements implement.
+type sqliteStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
+}
+
+// maxStmts bounds the statements a connection keeps: its collections' reads and writes, the
+// transaction statements, and a few lists with filters or sorts. Each costs a few KiB of SQLite's
+// memory per open app; past the bound the cache starts over.
+const maxStmts = 32
 
 func (s *sqliteConn) Dialect() Dialect { return SQLite }
 
-func (s *sqliteConn) Close() error { return s.c.Close() }
+func (s *sqliteConn) Close() error {
+	s.dropStmts()
+	return s.c.Close()
+}
+
+// stmt returns the prepared statement for query, preparing and keeping it when new.
+func (s *sqliteConn) stmt(ctx context.Context, query string) (sqliteStmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	ds, err := s.c.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := ds.(sqliteStmt)
+	if !ok {
+		_ = ds.Close()
+		return nil, fmt.Errorf("sqlite driver statement %T cannot take a context", ds)
+	}
+	if len(s.stmts) >= maxStmts {
+		s.dropStmts()
+	}
+	if s.stmts == nil {
+		s.stmts = make(map[string]sqliteStmt, 8)
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+func (s *sqliteConn) dropStmts() {
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
+	clear(s.stmts)
+}
+
+// changesSchema reports whether a statement creates, alters or drops something. SQLite re-prepares a
+// kept statement by itself when the schema changed under it, but one that names a dropped table or
+// column would then fail for good; dropping them all keeps the cache to statements that still work.
+func changesSchema(query string) bool {
+	q := strings.TrimLeft(query, " \t\n")
+	for _, verb := range []string{"CREATE", "ALTER", "DROP"} {
+		if len(q) >= len(verb) && strings.EqualFold(q[:len(verb)], verb) {
+			return true
+		}
+	}
+	return false
+}
 
 func namedArgs(args []any) []driver.NamedValue {
 	if len(args) == 0 {
@@ -138,7 +201,17 @@ func namedArgs(args []any) []driver.NamedValue {
 }
 
 func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+	var res driver.Result
+	var err error
+	if changesSchema(query) {
+		s.dropStmts()
+		res, err = s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+	} else {
+		var st sqliteStmt
+		if st, err = s.stmt(ctx, query); err == nil {
+			res, err = st.ExecContext(ctx, namedArgs(args))
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -147,7 +220,11 @@ func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64
 }
 
 func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn func(row []any) error) error {
-	rows, err := s.c.(driver.QueryerContext).QueryContext(ctx, query, namedArgs(args))
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, namedArgs(args))
 	if err != nil {
 		return err
 	}

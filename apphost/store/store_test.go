@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -176,4 +177,45 @@ func TestUniqueIndexName(t *testing.T) {
 	assert.NotEqual(t, uniqueIndexName("a_b", "c"), uniqueIndexName("a", "b_c"))
 	long := uniqueIndexName(strings.Repeat("c", 40), strings.Repeat("f", 40))
 	assert.LessOrEqual(t, len(long), 63)
+}
+
+func TestSQLiteKeepsStatements(t *testing.T) {
+	ctx := t.Context()
+	c, err := OpenSQLite(filepath.Join(t.TempDir(), "s.db"), OpenOrCreate)
+	require.NoError(t, err)
+	defer c.Close()
+	sc := c.(*sqliteConn)
+	_, err = c.Exec(ctx, "CREATE TABLE t (a INTEGER)")
+	require.NoError(t, err)
+	_, err = c.Exec(ctx, "INSERT INTO t (a) VALUES (?)", 1)
+	require.NoError(t, err)
+	read := func() (vals []any, err error) {
+		err = c.Query(ctx, "SELECT * FROM t", nil, func(row []any) error {
+			vals = append(vals, row...)
+			return nil
+		})
+		return vals, err
+	}
+	vals, err := read()
+	require.NoError(t, err)
+	assert.Equal(t, []any{int64(1)}, vals)
+	assert.Contains(t, sc.stmts, "SELECT * FROM t")
+
+	// A schema change drops every kept statement: the same text then reads the new table.
+	_, err = c.Exec(ctx, "DROP TABLE t")
+	require.NoError(t, err)
+	assert.Empty(t, sc.stmts)
+	_, err = c.Exec(ctx, "CREATE TABLE t (a TEXT, b TEXT)")
+	require.NoError(t, err)
+	_, err = c.Exec(ctx, "INSERT INTO t (a, b) VALUES (?, ?)", "x", "y")
+	require.NoError(t, err)
+	vals, err = read()
+	require.NoError(t, err)
+	assert.Equal(t, []any{"x", "y"}, vals)
+
+	// The cache stays bounded.
+	for i := range 3 * maxStmts {
+		require.NoError(t, c.Query(ctx, "SELECT "+strconv.Itoa(i), nil, func([]any) error { return nil }))
+	}
+	assert.LessOrEqual(t, len(sc.stmts), maxStmts)
 }
