@@ -2,9 +2,12 @@ package apphost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,13 @@ type appState struct {
 	cols   map[string]*store.Collection
 	keys   []string // salted hashes of the app's API keys
 	dial   store.Dialect
+
+	// maxInFlight is the accepted spec's limits.maxInFlight (0: no limit), and overLimit and
+	// overLimitLen the whole 503 body (and its Content-Length) for a request beyond it: encoded once
+	// per spec, so that turning a request away encodes and allocates nothing while a flood lasts.
+	maxInFlight  int64
+	overLimit    []byte
+	overLimitLen []string
 }
 
 // app is one hosted app.
@@ -57,6 +67,10 @@ type app struct {
 	inFlight atomic.Int64
 	lastUsed atomic.Int64 // unix nanoseconds of the last database use
 	stats    appCounters
+
+	// rejectLoggedAt (unix nanoseconds) and rejectLoggedCount (stats.rejected then) are the last log
+	// line about the bulkhead, which is written at most once per rejectLogEvery.
+	rejectLoggedAt, rejectLoggedCount atomic.Int64
 }
 
 type appCounters struct {
@@ -99,6 +113,11 @@ func (a *app) setEntry(e registry.Entry, status, errMsg string) {
 	st := &appState{status: status, err: errMsg, entry: e, cols: store.Compile(d, e.Spec.Collections), dial: d}
 	for _, k := range e.Spec.APIKeys {
 		st.keys = append(st.keys, k.Value.SHA256)
+	}
+	if max := e.Spec.Limits.MaxInFlight; max > 0 {
+		st.maxInFlight = int64(max)
+		st.overLimit = errorBody(api.CodeLimitExceeded, fmt.Sprintf("app %q has %d requests in flight, its limit", a.name, max))
+		st.overLimitLen = []string{strconv.Itoa(len(st.overLimit))}
 	}
 	a.wakeFailed.Store(false)
 	old := a.state.Swap(st)
@@ -204,4 +223,37 @@ func (a *app) view() api.App {
 		out.Stats.LastRequest = &t
 	}
 	return out
+}
+
+// rejectLogEvery bounds how often an app's log says that its bulkhead turns requests away: a flood
+// must not cost a log line per request.
+const rejectLogEvery = 10 * time.Second
+
+// hdrRetryAfter is shared by every rejection, like contentTypeJSON: net/http only reads header
+// values, and its capacity equals its length, so an append by anyone copies rather than writes into it.
+var hdrRetryAfter = []string{"1"}
+
+// reject answers a request beyond the app's limits.maxInFlight: 503 with the pre-encoded body of st,
+// counted in the app's stats. It is the whole cost of a request that a flood sends past the limit,
+// so it encodes, allocates and logs nothing beyond a log line per rejectLogEvery.
+func (a *app) reject(w http.ResponseWriter, st *appState, now int64) {
+	a.stats.requests.Add(1)
+	a.stats.rejected.Add(1)
+	h := w.Header()
+	h["Content-Type"] = contentTypeJSON
+	h["Content-Length"] = st.overLimitLen
+	h["Retry-After"] = hdrRetryAfter
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(st.overLimit)
+	if last := a.rejectLoggedAt.Load(); now-last >= int64(rejectLogEvery) && a.rejectLoggedAt.CompareAndSwap(last, now) {
+		total := a.stats.rejected.Load()
+		a.log.Warn("requests beyond limits.maxInFlight answered 503", "limit", st.maxInFlight,
+			"rejected", total-a.rejectLoggedCount.Swap(total)) // since the previous such line
+	}
+}
+
+// errorBody is the error document writeError sends, encoded once.
+func errorBody(code, msg string) []byte {
+	b, _ := json.Marshal(api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: msg}})
+	return append(b, '\n')
 }

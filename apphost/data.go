@@ -66,17 +66,17 @@ func (rt *Runtime) serveApp(w http.ResponseWriter, r *http.Request, name, path s
 		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, msg, nil)
 		return
 	}
+	// The bulkhead decides before anything else is spent on the request (the API key's hash, the
+	// body, the per-request wrapper): under a flood, a cheap rejection is what leaves CPU to the
+	// other apps.
+	if st.maxInFlight > 0 && n > st.maxInFlight {
+		a.reject(w, st, start.UnixNano())
+		return
+	}
 	if !a.authorized(r, st) {
 		a.stats.requests.Add(1)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="`+name+`"`)
 		writeError(w, http.StatusUnauthorized, api.CodeUnauthorized, fmt.Sprintf("app %q needs one of its API keys (Authorization: Bearer <key>)", name), nil)
-		return
-	}
-	if max := st.entry.Spec.Limits.MaxInFlight; max > 0 && n > int64(max) {
-		a.stats.requests.Add(1)
-		a.stats.rejected.Add(1)
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, api.CodeLimitExceeded, fmt.Sprintf("app %q has %d requests in flight, its limit", name, max), nil)
 		return
 	}
 	sw := &statusWriter{ResponseWriter: w}
