@@ -64,3 +64,36 @@ func InTx(ctx context.Context, c Conn, fn func() error) (err error) {
 	done = true
 	return nil
 }
+
+// ReadTx runs fn inside one read-only transaction on c, so that every query in it sees the same
+// snapshot of the data: a deferred transaction in SQLite (WAL gives it one snapshot, taken with a
+// single read lock instead of one per statement), REPEATABLE READ in PostgreSQL (READ COMMITTED would
+// take a snapshot per statement). fn must not write.
+func ReadTx(ctx context.Context, c Conn, fn func() error) error {
+	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+	txCtx := ctx
+	if c.Dialect() == SQLite {
+		begin = "BEGIN"
+		// BEGIN and COMMIT of a read transaction never wait for a lock, so there is nothing for the
+		// request's context to interrupt; without it the driver skips watching it.
+		txCtx = context.WithoutCancel(ctx)
+	}
+	if _, err := c.Exec(txCtx, begin); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := fn(); err != nil {
+		return err
+	}
+	done = true
+	if _, err := c.Exec(txCtx, "COMMIT"); err != nil {
+		_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -449,7 +449,7 @@ func (c *Collection) list(ctx context.Context, conn Conn, lq ListQuery, fn func(
 		countQ, pageQ, args = c.listSQL(lq)
 	}
 	var total int64
-	err := func() error {
+	err := ReadTx(ctx, conn, func() error {
 		err := conn.Query(ctx, countQ, args, func(row []any) error {
 			total = asInt(row[0])
 			return nil
@@ -458,7 +458,7 @@ func (c *Collection) list(ctx context.Context, conn Conn, lq ListQuery, fn func(
 			return err
 		}
 		return conn.Query(ctx, pageQ, append(args, lq.Limit, lq.Offset), fn)
-	}()
+	})
 	if err != nil {
 		return 0, err
 	}

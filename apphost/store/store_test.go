@@ -219,3 +219,20 @@ func TestSQLiteKeepsStatements(t *testing.T) {
 	}
 	assert.LessOrEqual(t, len(sc.stmts), maxStmts)
 }
+
+func TestReadTxEndsItsTransaction(t *testing.T) {
+	ctx := t.Context()
+	c, err := OpenSQLite(filepath.Join(t.TempDir(), "r.db"), OpenOrCreate)
+	require.NoError(t, err)
+	defer c.Close()
+	boom := errors.New("boom")
+	require.ErrorIs(t, ReadTx(ctx, c, func() error { return boom }), boom)
+	require.NoError(t, ReadTx(ctx, c, func() error {
+		return c.Query(ctx, "SELECT 1", nil, func([]any) error { return nil })
+	}))
+	// Neither left a transaction open: a write transaction can begin.
+	require.NoError(t, InTx(ctx, c, func() error {
+		_, err := c.Exec(ctx, "CREATE TABLE t (a INTEGER)")
+		return err
+	}))
+}
