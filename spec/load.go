@@ -44,19 +44,34 @@ const StdinName = "<stdin>"
 // Load never returns nil Manifests, but they are only meaningful when the diagnostics hold no error.
 // Load reads environment variables and files that secret references name but keeps no secret value.
 func Load(paths []string, stdin io.Reader) (*Manifests, Diagnostics) {
+	return LoadWith(paths, stdin, LoadOptions{})
+}
+
+// LoadOptions change what Load requires.
+type LoadOptions struct {
+	// SecretsOptional turns a secret that cannot be read now (an unset variable, a missing file) from an
+	// error into a warning, for commands that never send secrets to a runtime (status, destroy).
+	// ResolveSecrets still fails on such a secret.
+	SecretsOptional bool
+}
+
+// LoadWith is Load with options.
+func LoadWith(paths []string, stdin io.Reader, o LoadOptions) (*Manifests, Diagnostics) {
 	l := &loader{
-		stdin:     stdin,
-		lookupEnv: os.LookupEnv,
-		fileOrder: map[string]int{},
-		seen:      map[string]bool{},
-		digest:    sha256.New(),
+		secretsOptional: o.SecretsOptional,
+		stdin:           stdin,
+		lookupEnv:       os.LookupEnv,
+		fileOrder:       map[string]int{},
+		seen:            map[string]bool{},
+		digest:          sha256.New(),
 	}
 	return l.load(paths)
 }
 
 type loader struct {
-	stdin     io.Reader
-	lookupEnv func(string) (string, bool)
+	secretsOptional bool
+	stdin           io.Reader
+	lookupEnv       func(string) (string, bool)
 
 	diags        Diagnostics
 	fileOrder    map[string]int  // display path -> load order

@@ -70,6 +70,16 @@ func (v *validator) missingf(doc *document, field, at, detail, format string, ar
 	v.errorf(doc, at, detail, format, args...)
 }
 
+// unavailable reports a secret that cannot be read now: an error, unless the command that loads the
+// manifests does not send secrets anywhere (LoadOptions.SecretsOptional), where it is a warning.
+func (v *validator) unavailable(doc *document, path, detail, format string, args ...any) {
+	if v.l.secretsOptional {
+		v.warnf(doc, path, detail+" This command does not need the value.", format, args...)
+		return
+	}
+	v.errorf(doc, path, detail, format, args...)
+}
+
 func (v *validator) warnf(doc *document, path, detail, format string, args ...any) {
 	v.l.add(SeverityWarning, doc.file, doc.at(path), detail, format, args...)
 }
@@ -459,10 +469,10 @@ func (v *validator) secret(doc *document, path, what string, r SecretRef) {
 		val, ok := v.l.lookupEnv(r.FromEnv)
 		switch {
 		case !ok:
-			v.errorf(doc, path+".fromEnv", fmt.Sprintf("Export %s before running appfleet, or read the secret from a file with fromFile.", r.FromEnv),
+			v.unavailable(doc, path+".fromEnv", fmt.Sprintf("Export %s before running appfleet, or read the secret from a file with fromFile.", r.FromEnv),
 				"environment variable %s is not set (secret %s of %s)", r.FromEnv, what, doc.what)
 		case val == "":
-			v.errorf(doc, path+".fromEnv", fmt.Sprintf("Set %s to the secret's value.", r.FromEnv),
+			v.unavailable(doc, path+".fromEnv", fmt.Sprintf("Set %s to the secret's value.", r.FromEnv),
 				"environment variable %s is empty (secret %s of %s)", r.FromEnv, what, doc.what)
 		}
 	default:
@@ -470,13 +480,13 @@ func (v *validator) secret(doc *document, path, what string, r SecretRef) {
 		st, err := os.Stat(p)
 		switch {
 		case err != nil:
-			v.errorf(doc, path+".fromFile", "A relative fromFile is relative to the manifest's directory.",
+			v.unavailable(doc, path+".fromFile", "A relative fromFile is relative to the manifest's directory.",
 				"cannot read secret file %s (secret %s of %s): %v", r.FromFile, what, doc.what, pathErr(err))
 		case !st.Mode().IsRegular():
-			v.errorf(doc, path+".fromFile", "Point fromFile at a file that holds the secret.",
+			v.unavailable(doc, path+".fromFile", "Point fromFile at a file that holds the secret.",
 				"secret file %s (secret %s of %s) is not a regular file", r.FromFile, what, doc.what)
 		case st.Size() == 0:
-			v.errorf(doc, path+".fromFile", "Write the secret into the file.",
+			v.unavailable(doc, path+".fromFile", "Write the secret into the file.",
 				"secret file %s (secret %s of %s) is empty", r.FromFile, what, doc.what)
 		case st.Size() > MaxSecretSize:
 			v.errorf(doc, path+".fromFile", fmt.Sprintf("Secrets are at most %d KiB.", MaxSecretSize>>10),
@@ -484,7 +494,7 @@ func (v *validator) secret(doc *document, path, what string, r SecretRef) {
 		default:
 			f, err := os.Open(p)
 			if err != nil {
-				v.errorf(doc, path+".fromFile", "Check the file's permissions.",
+				v.unavailable(doc, path+".fromFile", "Check the file's permissions.",
 					"cannot read secret file %s (secret %s of %s): %v", r.FromFile, what, doc.what, pathErr(err))
 				return
 			}

@@ -68,7 +68,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 			return fmt.Errorf("%s names no manifests; plan again with 'appfleet plan PATH --out %s'", planFile, planFile)
 		}
 	}
-	fl, err := loadFleet(opts.F, paths)
+	fl, err := loadFleet(opts.F, paths, needSecrets)
 	if err != nil {
 		return err
 	}

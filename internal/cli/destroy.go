@@ -36,7 +36,7 @@ confirmation (or takes --yes), and carries it out. Protected apps stop it: nothi
 
 func runDestroy(ctx context.Context, opts *destroyOptions) error {
 	io := opts.F.IO
-	fl, err := loadFleet(opts.F, opts.Paths)
+	fl, err := loadFleet(opts.F, opts.Paths, noSecrets)
 	if err != nil {
 		return err
 	}

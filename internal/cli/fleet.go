@@ -28,9 +28,17 @@ type fleet struct {
 	config    providers.Config
 }
 
+// secretUse says whether a command sends secrets to runtimes, and so needs their values.
+type secretUse bool
+
+const (
+	needSecrets secretUse = true  // plan and apply compare and send them
+	noSecrets   secretUse = false // status and destroy never use a value: an unreadable secret is a warning
+)
+
 // loadFleet reads, validates and resolves the manifests under paths (the current directory when none).
 // It prints every diagnostic to stderr and returns a silent error when any of them is an error.
-func loadFleet(f *Factory, paths []string) (*fleet, error) {
+func loadFleet(f *Factory, paths []string, secrets secretUse) (*fleet, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
@@ -43,14 +51,17 @@ func loadFleet(f *Factory, paths []string) (*fleet, error) {
 			}
 		}
 	}
-	m, diags := spec.Load(paths, f.IO.In)
+	m, diags := spec.LoadWith(paths, f.IO.In, spec.LoadOptions{SecretsOptional: secrets == noSecrets})
 	printDiagnostics(f.IO.ErrOut, diags)
 	if diags.HasErrors() {
 		return nil, silent(errors.New("manifests are not valid"))
 	}
-	resolved, err := m.ResolveSecrets()
-	if err != nil {
-		return nil, err
+	resolved := m
+	if secrets == needSecrets {
+		var err error
+		if resolved, err = m.ResolveSecrets(); err != nil {
+			return nil, err
+		}
 	}
 	stateDir := f.StateDir
 	if stateDir == "" {

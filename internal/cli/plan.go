@@ -50,7 +50,7 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 	if err := checkPlanFormat(opts.Output); err != nil {
 		return err
 	}
-	fl, err := loadFleet(opts.F, opts.Paths)
+	fl, err := loadFleet(opts.F, opts.Paths, needSecrets)
 	if err != nil {
 		return err
 	}

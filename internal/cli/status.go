@@ -66,7 +66,7 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 	if opts.Output != "table" && opts.Output != "json" {
 		return fmt.Errorf("unknown output format %q for status; use table or json", opts.Output)
 	}
-	fl, err := loadFleet(opts.F, opts.Paths)
+	fl, err := loadFleet(opts.F, opts.Paths, noSecrets)
 	if err != nil {
 		return err
 	}

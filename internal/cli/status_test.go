@@ -45,7 +45,7 @@ metadata: {name: wiki}
 spec: {environment: stage, state: stopped}
 `), 0o644))
 	io, _, _, _ := TestIO(false)
-	fl, err := loadFleet(&Factory{IO: io, StateDir: t.TempDir()}, []string{dir})
+	fl, err := loadFleet(&Factory{IO: io, StateDir: t.TempDir()}, []string{dir}, noSecrets)
 	require.NoError(t, err)
 	snap := plan.Snapshot{Fleet: "x", Environments: map[string]plan.EnvironmentState{
 		"dev": {Name: "dev", Provider: "local", Exists: true, Running: true, Reachable: true,
