@@ -133,6 +133,8 @@ func (f *FleetPerformer) app(ctx context.Context, a plan.Action) error {
 		return nil
 	case plan.Delete:
 		return f.deleteApp(ctx, a.Environment, a.Name)
+	case plan.Move:
+		return f.moveApp(ctx, a)
 	}
 	c, err := f.client(a.Environment)
 	if err != nil {
@@ -179,14 +181,7 @@ func (f *FleetPerformer) putApp(ctx context.Context, c *api.Client, name string,
 	if err := resolved(app); err != nil {
 		return err
 	}
-	labels := maps.Clone(app.Metadata.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	if f.Fleet != "" {
-		labels[plan.LabelFleet] = f.Fleet
-	}
-	_, err := c.PutApp(ctx, name, api.PutAppRequest{Spec: app.Spec, Labels: labels},
+	_, err := c.PutApp(ctx, name, api.PutAppRequest{Spec: app.Spec, Labels: f.labels(app)},
 		api.PutOptions{IfMatch: generation, AllowDataLoss: f.AllowDataLoss})
 	if err != nil {
 		if api.IsConflict(err) {
@@ -195,6 +190,18 @@ func (f *FleetPerformer) putApp(ctx context.Context, c *api.Client, name string,
 		return fmt.Errorf("write app: %w", err)
 	}
 	return f.reach(ctx, c, name, declaredState(app))
+}
+
+// labels are the labels an app is written with: the declared ones and the fleet's.
+func (f *FleetPerformer) labels(app spec.App) map[string]string {
+	labels := maps.Clone(app.Metadata.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	if f.Fleet != "" {
+		labels[plan.LabelFleet] = f.Fleet
+	}
+	return labels
 }
 
 // resolved checks that every secret of the app carries its value: a hash or a bare reference would be

@@ -27,10 +27,12 @@ type fakeRuntime struct {
 	apps    map[string]*api.App
 	bodies  []string
 	deleted []string
+	// data is each app's database, as its backup reads it and a restore writes it.
+	data map[string]string
 }
 
 func newFakeRuntime(t *testing.T) (*fakeRuntime, *httptest.Server) {
-	rt := &fakeRuntime{apps: map[string]*api.App{}}
+	rt := &fakeRuntime{apps: map[string]*api.App{}, data: map[string]string{}}
 	mux := http.NewServeMux()
 	fail := func(w http.ResponseWriter, status int, code string) {
 		w.WriteHeader(status)
@@ -46,7 +48,7 @@ func newFakeRuntime(t *testing.T) (*fakeRuntime, *httptest.Server) {
 		a := rt.apps[name]
 		if m := r.Header.Get(api.HeaderIfMatch); m != "" {
 			want, _ := strconv.ParseInt(m, 10, 64)
-			if a == nil || a.Generation != want {
+			if (a == nil && want != 0) || (a != nil && a.Generation != want) {
 				fail(w, http.StatusConflict, api.CodeConflict)
 				return
 			}
@@ -108,8 +110,32 @@ func newFakeRuntime(t *testing.T) (*fakeRuntime, *httptest.Server) {
 			return
 		}
 		delete(rt.apps, name)
+		delete(rt.data, name)
 		rt.deleted = append(rt.deleted, name)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET /v1/apps/{name}/backup", func(w http.ResponseWriter, r *http.Request) {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		name := r.PathValue("name")
+		if rt.apps[name] == nil {
+			fail(w, http.StatusNotFound, api.CodeNotFound)
+			return
+		}
+		_, _ = io.WriteString(w, rt.data[name])
+	})
+	mux.HandleFunc("PUT /v1/apps/{name}/restore", func(w http.ResponseWriter, r *http.Request) {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		name := r.PathValue("name")
+		a := rt.apps[name]
+		if a == nil {
+			fail(w, http.StatusNotFound, api.CodeNotFound)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		rt.data[name] = string(body)
+		reply(w, a)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
@@ -273,4 +299,83 @@ func TestRunWithFleetPerformer(t *testing.T) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	assert.Equal(t, api.StatusRunning, rt.apps["crm"].Status)
+}
+
+// TestFleetPerformerMove moves an app between two runtimes, and checks that every state an interrupted
+// move can leave behind converges, and that a target holding an app of its own is never restored over.
+func TestFleetPerformerMove(t *testing.T) {
+	crm := app("crm", nil)
+	move := plan.Action{Address: "app.crm", ResourceType: plan.TypeApp, Name: "crm", Kind: plan.Move,
+		Environment: "dev", FromEnvironment: "old", ObservedGeneration: 3}
+	put := func(rt *fakeRuntime, labels map[string]string, state, data string) {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		s := crm.Spec
+		s.State = state
+		rt.apps["crm"] = &api.App{Name: "crm", Generation: 3, Status: state, Spec: s, Labels: labels}
+		rt.data["crm"] = data
+	}
+	setup := func(t *testing.T) (*FleetPerformer, *fakeRuntime, *fakeRuntime) {
+		f, dst, _ := newPerformer(t, crm)
+		src, srcSrv := newFakeRuntime(t)
+		f.Endpoints = map[string]providers.Endpoint{"old": {URL: srcSrv.URL, Token: "t"}}
+		require.NoError(t, f.Perform(t.Context(), plan.Action{Address: "environment.dev", ResourceType: plan.TypeEnvironment, Name: "dev", Kind: plan.Create}))
+		return f, src, dst
+	}
+	moved := func(t *testing.T, src, dst *fakeRuntime, data string) {
+		t.Helper()
+		src.mu.Lock()
+		assert.Nil(t, src.apps["crm"], "the app is gone from the source")
+		assert.Equal(t, []string{"crm"}, src.deleted, "archived in the source, once")
+		src.mu.Unlock()
+		dst.mu.Lock()
+		defer dst.mu.Unlock()
+		require.NotNil(t, dst.apps["crm"])
+		assert.Equal(t, api.StatusRunning, dst.apps["crm"].Status)
+		assert.Equal(t, map[string]string{"team": "sales", plan.LabelFleet: "acme"}, dst.apps["crm"].Labels, "the switch drops the move label")
+		assert.Equal(t, data, dst.data["crm"])
+	}
+
+	t.Run("fresh, then again", func(t *testing.T) {
+		f, src, dst := setup(t)
+		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "customers: ada, bob")
+		require.NoError(t, f.Perform(t.Context(), move))
+		moved(t, src, dst, "customers: ada, bob")
+		require.NoError(t, f.Perform(t.Context(), move), "a finished move is done")
+		moved(t, src, dst, "customers: ada, bob")
+	})
+	t.Run("resumes over its own staged copy", func(t *testing.T) {
+		f, src, dst := setup(t)
+		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusStopped, "customers: ada, bob")
+		put(dst, map[string]string{plan.LabelFleet: "acme", plan.LabelMoveFrom: "old"}, api.StatusStopped, "")
+		require.NoError(t, f.Perform(t.Context(), move))
+		moved(t, src, dst, "customers: ada, bob")
+	})
+	t.Run("finishes once the source is archived", func(t *testing.T) {
+		f, src, dst := setup(t)
+		src.deleted = []string{"crm"}
+		put(dst, map[string]string{plan.LabelFleet: "acme", plan.LabelMoveFrom: "old"}, api.StatusStopped, "customers: ada, bob")
+		require.NoError(t, f.Perform(t.Context(), move))
+		moved(t, src, dst, "customers: ada, bob")
+	})
+	t.Run("never restores over an app of its own", func(t *testing.T) {
+		f, src, dst := setup(t)
+		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "old data")
+		put(dst, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "newer data")
+		err := f.Perform(t.Context(), move)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "never restored over")
+		dst.mu.Lock()
+		assert.Equal(t, "newer data", dst.data["crm"])
+		dst.mu.Unlock()
+		src.mu.Lock()
+		assert.NotNil(t, src.apps["crm"], "the source is kept")
+		src.mu.Unlock()
+	})
+	t.Run("refuses when the data is nowhere", func(t *testing.T) {
+		f, _, _ := setup(t)
+		err := f.Perform(t.Context(), move)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "found in neither old nor dev")
+	})
 }

@@ -26,8 +26,10 @@ const (
 	Start
 	// Stop stops a running app whose spec is otherwise up to date.
 	Stop
-	// Move carries an app and its data to another environment. Build does not plan it yet: an app whose
-	// environment changed is planned as a Replace across environments, with data loss.
+	// Move carries an app and its data to another environment: stopped in the source, its snapshot
+	// restored in the target, switched to, and archived in the source. It deletes nothing, so it is not
+	// data loss (unless its field diffs are) and a protected app may move. An app whose database driver
+	// or isolation changes as well is planned as a Replace across environments instead, with data loss.
 	Move
 	// Unknown stands for an app that could not be observed because its environment is unreachable.
 	// Apply performs nothing for it; planning again once the environment answers shows what it needs.
@@ -165,7 +167,8 @@ type Action struct {
 	// Environment is, for an app, the environment the action runs in: the declared one, or for a delete
 	// the one the app was observed in.
 	Environment string `json:"environment,omitempty"`
-	// FromEnvironment is, for an app that changes environment, the one it is observed in now.
+	// FromEnvironment is, for an app that changes environment (a Move, or a Replace across
+	// environments), the one its data is observed in now.
 	FromEnvironment string `json:"fromEnvironment,omitempty"`
 	// Provider is, for an environment, the provider that runs it.
 	Provider string `json:"provider,omitempty"`

@@ -274,18 +274,16 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	want := app.Spec.Redacted(name)
 	a := &Action{Address: AppAddress(name), ResourceType: TypeApp, Name: name, Environment: env,
 		After: &Object{Labels: app.Metadata.Labels, App: &want}, Fingerprint: FingerprintAbsent}
-	var got *api.App
-	var from string
+	var here *api.App
+	var elsewhere []observedApp
 	for _, c := range copies {
 		if c.env == env {
-			got = c.app
+			here = c.app
+		} else {
+			elsewhere = append(elsewhere, c)
 		}
 	}
-	if got == nil && len(copies) > 0 && !b.o.Destroy {
-		got, from = copies[0].app, copies[0].env
-	}
-	if got != nil {
-		b.claimed[cmp.Or(from, env)+"/"+name] = true
+	observe := func(got *api.App) {
 		before := got.Spec.Redacted(name)
 		a.Before = &Object{Labels: got.Labels, App: &before, Status: got.Status, Error: got.Error, Generation: got.Generation}
 		a.Fingerprint = appFingerprint(got)
@@ -298,34 +296,100 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 			a.Kind, a.Reason, a.After, a.Fingerprint = Unknown, "unknown", nil, FingerprintUnknown
 			a.Warning = fmt.Sprintf("environment %s is unreachable; the app goes with its runtime", env)
 			return a
-		case got == nil:
+		case here == nil:
 			return nil
 		}
+		b.claimed[env+"/"+name] = true
+		observe(here)
 		a.Kind, a.Reason, a.After = Delete, "delete (data archived, restorable)", nil
-		if got.Spec.Protect || app.Spec.Protect {
+		if here.Spec.Protect || app.Spec.Protect {
 			a.Blocked = protectedMsg(name, "deleted", app.Spec.Protect)
 		}
 		return a
+	}
+
+	// A copy here that a move created and has not switched to yet resumes that move: its data is still
+	// in the source, or (once the source is archived) restored here with only the switch left.
+	if from := moveSource(here, env); from != "" {
+		b.claimed[env+"/"+name] = true
+		src := b.s.Environments[from]
+		var got *api.App
+		for _, c := range elsewhere {
+			if c.env == from {
+				got = c.app
+			}
+		}
+		switch {
+		case got != nil:
+			b.claimed[from+"/"+name] = true
+			observe(got)
+			return b.planMove(a, app, got, from, false)
+		case src.Exists && !src.Reachable:
+			observe(here)
+			a.Kind, a.Reason, a.Fingerprint, a.FromEnvironment = Unknown, "unknown", FingerprintUnknown, from
+			a.Warning = fmt.Sprintf("the move from %s is unfinished and environment %s is unreachable; plan again once it answers", from, from)
+			return a
+		default:
+			observe(here)
+			// Stale reads an app action's fingerprint in FromEnvironment, where the app is gone.
+			a.Fingerprint = FingerprintAbsent
+			return b.planMove(a, app, here, from, true)
+		}
+	}
+
+	var got *api.App
+	var from string
+	switch {
+	case here != nil:
+		got = here
+	case len(elsewhere) > 0:
+		got, from = elsewhere[0].app, elsewhere[0].env
+	}
+	if got != nil {
+		b.claimed[cmp.Or(from, env)+"/"+name] = true
+		observe(got)
 	}
 
 	switch {
 	case exists && !reachable:
 		a.Kind, a.Reason, a.Fingerprint = Unknown, "unknown", FingerprintUnknown
 		a.Warning = fmt.Sprintf("environment %s is unreachable; plan again once it answers", env)
+		if from != "" {
+			a.FromEnvironment = from
+			a.Fingerprint = appFingerprint(got)
+			a.Warning = fmt.Sprintf("environment %s is unreachable and the app is in %s; plan again once %s answers", env, from, env)
+		}
 		return a
 	case got == nil:
+		if down := b.unreachableBesides(env); len(down) > 0 {
+			// The app may live in a runtime that did not answer: creating it empty here would leave its
+			// data behind there, and a later move could no longer bring it.
+			a.Kind, a.Reason, a.Fingerprint = Unknown, "unknown", FingerprintUnknown
+			a.Warning = fmt.Sprintf("not found in %s, and %s %s %s unreachable and may hold it; plan again once %s",
+				env, plural(len(down), "environment", "environments"), strings.Join(down, ", "),
+				plural(len(down), "is", "are"), plural(len(down), "it answers", "they answer"))
+			return a
+		}
 		a.Kind, a.Reason = Create, "create in "+env
 		a.Diffs = diffApp(name, app.Spec, app.Metadata.Labels, nil).diffs
 		return a
+	case from != "" && len(elsewhere) == 1 && !diffApp(name, app.Spec, app.Metadata.Labels, got).replace:
+		return b.planMove(a, app, got, from, false)
 	}
 
 	d := diffApp(name, app.Spec, app.Metadata.Labels, got)
 	a.Diffs = d.diffs
 	a.DataLossReasons = d.dataLoss
 	if from != "" {
+		// Found in several other environments, or its database changes as well: a snapshot cannot carry
+		// the data over, so the app starts empty.
 		a.FromEnvironment = from
 		a.Diffs = append([]FieldDiff{{Path: "environment", Kind: FieldChange, Before: from, After: env, DataLoss: true}}, a.Diffs...)
-		a.DataLossReasons = append([]string{fmt.Sprintf("environment changes from %s to %s: the app's data is archived in %s and it starts empty in %s (moving data is not supported yet)", from, env, from, env)}, a.DataLossReasons...)
+		why := "its database changes as well"
+		if len(elsewhere) > 1 {
+			why = fmt.Sprintf("it is found in %d other environments", len(elsewhere))
+		}
+		a.DataLossReasons = append([]string{fmt.Sprintf("environment changes from %s to %s and %s: the app's data is archived in %s and it starts empty in %s", from, env, why, from, env)}, a.DataLossReasons...)
 		d.replace = true
 	}
 	a.DataLoss = len(a.DataLossReasons) > 0
@@ -356,6 +420,56 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 		a.Warning = "in error: " + got.Error
 	}
 	return a
+}
+
+// planMove makes a the move of app from environment from to its declared one: a snapshot of got's data
+// is restored in the target, which is then switched to, and the app is archived in the source. Nothing
+// is deleted, so a protected app may move. finish says that the source is already archived and only the
+// switch is left (got is then the copy in the target).
+func (b *builder) planMove(a *Action, app spec.App, got *api.App, from string, finish bool) *Action {
+	d := diffApp(a.Name, app.Spec, app.Metadata.Labels, got)
+	a.Kind, a.FromEnvironment = Move, from
+	a.Diffs = append([]FieldDiff{{Path: "environment", Kind: FieldChange, Before: from, After: a.Environment}}, d.diffs...)
+	a.DataLossReasons = d.dataLoss
+	a.DataLoss = len(d.dataLoss) > 0
+	if finish {
+		a.Reason = fmt.Sprintf("move from %s to %s: finish (data already restored in %s and archived in %s; switch to %s)",
+			from, a.Environment, a.Environment, from, a.Environment)
+	} else {
+		a.Reason = fmt.Sprintf("move from %s to %s (stopped in %s, its data restored in %s, then archived in %s)",
+			from, a.Environment, from, a.Environment, from)
+	}
+	if got.Spec.Protect || app.Spec.Protect {
+		a.Reason += "; allowed although protected: nothing is deleted, the data goes along"
+	}
+	if got.Status == api.StatusError {
+		a.Warning = "in error: " + got.Error
+	}
+	return a
+}
+
+// moveSource is the environment a move into env is bringing the app from, when the app here is the
+// target of that move and has not been switched to yet; else "".
+func moveSource(here *api.App, env string) string {
+	if here == nil {
+		return ""
+	}
+	if from := here.Labels[LabelMoveFrom]; from != env {
+		return from
+	}
+	return ""
+}
+
+// unreachableBesides names, sorted, the environments other than env whose runtime exists but did not
+// answer: their apps are unknown.
+func (b *builder) unreachableBesides(env string) []string {
+	var out []string
+	for _, n := range b.envNames() {
+		if st, ok := b.s.Environments[n]; ok && n != env && st.Exists && !st.Reachable {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
@@ -413,7 +527,9 @@ func (b *builder) link() {
 				if a.Kind == Unknown && b.apps[a.Name].Spec.Protect {
 					protected[env] = append(protected[env], a.Name)
 				}
-				if a.Kind == Delete || a.Kind == Replace {
+				// A move out of an environment that goes away must finish first: it reads the app's data
+				// from that runtime.
+				if a.Kind == Delete || a.Kind == Replace || (a.Kind == Move && env == a.FromEnvironment) {
 					ea.DependsOn = append(ea.DependsOn, a.Address)
 					if a.Blocked != "" {
 						protected[env] = append(protected[env], a.Name)

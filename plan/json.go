@@ -41,6 +41,7 @@ type jsonSummary struct {
 	Delete  int `json:"delete"`
 	Start   int `json:"start"`
 	Stop    int `json:"stop"`
+	Move    int `json:"move"`
 	Unknown int `json:"unknown"`
 }
 
@@ -94,7 +95,8 @@ type jsonDiff struct {
 	DataLoss  bool   `json:"data_loss,omitempty"`
 }
 
-// tfActions maps a kind onto Terraform's change.actions.
+// tfActions maps a kind onto Terraform's change.actions. A move is an update: the resource keeps its
+// address and its data, only where it runs changes (from_environment says from where).
 func tfActions(k ActionKind) []string {
 	switch k {
 	case Create:
@@ -125,7 +127,7 @@ func RenderJSON(w io.Writer, p *Plan) error {
 		Appfleet: jsonPlanExtra{
 			Fleet: p.Fleet, Digest: p.Digest, Options: p.Options, Message: s.String(),
 			Summary: jsonSummary{Create: s.Create, Update: s.Update, Replace: s.Replace, Delete: s.Delete,
-				Start: s.Start, Stop: s.Stop, Unknown: s.Unknown},
+				Start: s.Start, Stop: s.Stop, Move: s.Move, Unknown: s.Unknown},
 		},
 	}
 	for _, a := range p.Blocked() {

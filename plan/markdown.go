@@ -60,6 +60,9 @@ func diffMarked(line string) string {
 	trimmed := strings.TrimLeft(line, " ")
 	marker := " "
 	switch {
+	case strings.HasPrefix(trimmed, "->"):
+		// A move changes where the app runs and keeps its data: a change, not a removal.
+		marker = "!"
 	case strings.HasPrefix(trimmed, "-"), strings.HasPrefix(trimmed, "✗"):
 		marker = "-"
 	case strings.HasPrefix(trimmed, "+"):

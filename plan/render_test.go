@@ -37,6 +37,9 @@ func TestRenderJSONTerraform(t *testing.T) {
 		{"start-stop", "app.b", tfjson.Actions{tfjson.ActionUpdate}, "stop"},
 		{"prune-off", "app.legacy", tfjson.Actions{tfjson.ActionNoop}, "no-op"},
 		{"unreachable", "app.shop", tfjson.Actions{tfjson.ActionNoop}, "unknown"},
+		{"move", "app.crm", tfjson.Actions{tfjson.ActionUpdate}, "move"},
+		{"move-resume", "app.shop", tfjson.Actions{tfjson.ActionUpdate}, "move"},
+		{"move-driver", "app.crm", tfjson.Actions{tfjson.ActionDelete, tfjson.ActionCreate}, "replace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.address, func(t *testing.T) {

@@ -70,6 +70,16 @@ type PutOptions struct {
 	// IfMatch, when non-zero, makes the write fail with 409 unless the app is at that generation.
 	IfMatch       int64
 	AllowDataLoss bool
+	// IfAbsent makes the write create the app only: it fails with 409 when the app exists (it is sent as
+	// If-Match: 0, the generation of an app that does not exist). IfMatch is ignored with it.
+	IfAbsent bool
+}
+
+// RestoreOptions qualify PUT /v1/apps/{name}/restore.
+type RestoreOptions struct {
+	// AllowDataLoss lets the restore drop what the snapshot holds but the app's collections cannot keep
+	// (a removed collection or field, a changed type); without it the runtime refuses with 409.
+	AllowDataLoss bool
 }
 
 // Runtime returns the runtime's identity and counters.
@@ -109,7 +119,10 @@ func (c *Client) PutApp(ctx context.Context, name string, req PutAppRequest, opt
 		path += "?" + QueryAllowDataLoss + "=true"
 	}
 	hdr := http.Header{}
-	if opts.IfMatch != 0 {
+	switch {
+	case opts.IfAbsent:
+		hdr.Set(HeaderIfMatch, "0")
+	case opts.IfMatch != 0:
 		hdr.Set(HeaderIfMatch, strconv.FormatInt(opts.IfMatch, 10))
 	}
 	var out App
@@ -147,7 +160,16 @@ func (c *Client) Backup(ctx context.Context, name string, w io.Writer) error {
 
 // Restore replaces the app's data with the snapshot read from r.
 func (c *Client) Restore(ctx context.Context, name string, r io.Reader) error {
-	return c.do(ctx, http.MethodPut, "/v1/apps/"+url.PathEscape(name)+"/restore", nil, r, nil)
+	return c.RestoreWith(ctx, name, r, RestoreOptions{})
+}
+
+// RestoreWith replaces the app's data with the snapshot read from r, as opts allow.
+func (c *Client) RestoreWith(ctx context.Context, name string, r io.Reader, opts RestoreOptions) error {
+	path := "/v1/apps/" + url.PathEscape(name) + "/restore"
+	if opts.AllowDataLoss {
+		path += "?" + QueryAllowDataLoss + "=true"
+	}
+	return c.do(ctx, http.MethodPut, path, nil, r, nil)
 }
 
 // do sends one request. out may be nil, an io.Writer (the body is copied) or a value to decode JSON into.
