@@ -434,19 +434,30 @@ func (rt *Runtime) archivePostgres(ctx context.Context, name, prefix string, e r
 	return archived, os.WriteFile(filepath.Join(dst, "archive.json"), note, 0o600)
 }
 
-// startApp brings an app to running and records that as its desired state.
-func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
+// lockApp finds an app and takes its operation lock; it answers 404 for an app that does not exist or
+// whose create is still in flight or which was deleted meanwhile. The caller runs unlock when done.
+func (rt *Runtime) lockApp(name string) (*app, func(), error) {
 	a := rt.lookup(name)
 	if a == nil {
-		return api.App{}, notFound(name)
+		return nil, nil, notFound(name)
 	}
+	a.opMu.Lock()
+	if a.gone() {
+		a.opMu.Unlock()
+		return nil, nil, notFound(name)
+	}
+	return a, a.opMu.Unlock, nil
+}
+
+// startApp brings an app to running and records that as its desired state.
+func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
+	a, unlock, err := rt.lockApp(name)
+	if err != nil {
+		return api.App{}, err
+	}
+	defer unlock()
 	ctx, cancel := lifecycleContext(ctx)
 	defer cancel()
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if a.gone() {
-		return api.App{}, notFound(name)
-	}
 	cur := a.current()
 	if cur.status == api.StatusRunning && cur.entry.Spec.State != spec.StateStopped {
 		return a.view(), nil
@@ -456,7 +467,7 @@ func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
 		a.setStatus(cur.status, cur.err)
 		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
 	}
-	err := a.openVerified(ctx, cur)
+	err = a.openVerified(ctx, cur)
 	if err == nil {
 		a.closed = false
 	}
@@ -501,17 +512,13 @@ func (a *app) openVerified(ctx context.Context, st *appState) error {
 
 // stopApp waits for the request using the database, closes it and records stopped as the desired state.
 func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
-	a := rt.lookup(name)
-	if a == nil {
-		return api.App{}, notFound(name)
+	a, unlock, err := rt.lockApp(name)
+	if err != nil {
+		return api.App{}, err
 	}
+	defer unlock()
 	ctx, cancel := lifecycleContext(ctx)
 	defer cancel()
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if a.gone() {
-		return api.App{}, notFound(name)
-	}
 	cur := a.current()
 	if cur.status == api.StatusStopped && cur.entry.Spec.State == spec.StateStopped {
 		return a.view(), nil
@@ -536,17 +543,13 @@ func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
 
 // deleteApp stops the app, removes it from the registry and archives (or purges) its data.
 func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error {
-	a := rt.lookup(name)
-	if a == nil {
-		return notFound(name)
+	a, unlock, err := rt.lockApp(name)
+	if err != nil {
+		return err
 	}
+	defer unlock()
 	ctx, cancel := lifecycleContext(ctx)
 	defer cancel()
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if a.gone() {
-		return notFound(name)
-	}
 	cur := a.current()
 	a.setStatus(api.StatusStopping, "")
 	if err := a.acquire(ctx); err != nil {
@@ -573,15 +576,11 @@ func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error
 
 // backupApp writes a consistent snapshot of the app's data to a temporary SQLite file and returns its path.
 func (rt *Runtime) backupApp(ctx context.Context, name string) (string, error) {
-	a := rt.lookup(name)
-	if a == nil {
-		return "", notFound(name)
+	a, unlock, err := rt.lockApp(name)
+	if err != nil {
+		return "", err
 	}
-	a.opMu.Lock()
-	defer a.opMu.Unlock()
-	if a.gone() {
-		return "", notFound(name)
-	}
+	defer unlock()
 	st := a.current()
 	tmp, err := rt.tempPath("backup-" + name)
 	if err != nil {
