@@ -91,16 +91,23 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestApplyLaysOutStateDir(t *testing.T) {
-	stateDir := t.TempDir()
+// applied starts environment "dev" with a provider on stateDir, destroyed when the test ends, and returns
+// what Apply and then Observe answered.
+func applied(t *testing.T, stateDir string) (providers.Provider, spec.Environment, providers.Endpoint, providers.Observed) {
+	t.Helper()
 	p := newProvider(t, stateDir)
 	env := newEnv("dev")
 	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
-
 	ep, err := p.Apply(t.Context(), env)
 	require.NoError(t, err)
 	obs, err := p.Observe(t.Context(), env)
 	require.NoError(t, err)
+	return p, env, ep, obs
+}
+
+func TestApplyLaysOutStateDir(t *testing.T) {
+	stateDir := t.TempDir()
+	_, env, ep, obs := applied(t, stateDir)
 	pid := pidOf(t, obs)
 
 	root := filepath.Join(stateDir, "environments", "dev")
@@ -130,14 +137,7 @@ func TestApplyLaysOutStateDir(t *testing.T) {
 }
 
 func TestSettingsChangeRestartsOnSameEndpoint(t *testing.T) {
-	p := newProvider(t, t.TempDir())
-	env := newEnv("dev")
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
-
-	ep, err := p.Apply(t.Context(), env)
-	require.NoError(t, err)
-	before, err := p.Observe(t.Context(), env)
-	require.NoError(t, err)
+	p, env, ep, before := applied(t, t.TempDir())
 
 	env.Spec.Runtime.IdleTimeout.Duration = time.Minute
 	ep2, err := p.Apply(t.Context(), env)
@@ -153,14 +153,7 @@ func TestSettingsChangeRestartsOnSameEndpoint(t *testing.T) {
 }
 
 func TestCrashedRuntimeKeepsItsPort(t *testing.T) {
-	p := newProvider(t, t.TempDir())
-	env := newEnv("dev")
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
-
-	ep, err := p.Apply(t.Context(), env)
-	require.NoError(t, err)
-	obs, err := p.Observe(t.Context(), env)
-	require.NoError(t, err)
+	p, env, ep, obs := applied(t, t.TempDir())
 	require.NoError(t, syscall.Kill(pidOf(t, obs), syscall.SIGKILL))
 	require.Eventually(t, func() bool {
 		o, err := p.Observe(t.Context(), env)
@@ -174,14 +167,7 @@ func TestCrashedRuntimeKeepsItsPort(t *testing.T) {
 
 func TestDestroyArchivesData(t *testing.T) {
 	stateDir := t.TempDir()
-	p := newProvider(t, stateDir)
-	env := newEnv("dev")
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
-
-	_, err := p.Apply(t.Context(), env)
-	require.NoError(t, err)
-	obs, err := p.Observe(t.Context(), env)
-	require.NoError(t, err)
+	p, env, _, obs := applied(t, stateDir)
 	pid := pidOf(t, obs)
 	marker := filepath.Join(stateDir, "environments", "dev", "data", "marker")
 	require.NoError(t, os.WriteFile(marker, []byte("kept"), 0o600))
