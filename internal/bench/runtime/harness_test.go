@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"io"
 	"math"
 	"net"
@@ -20,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,41 +265,36 @@ func appName(i int) string { return fmt.Sprintf("app-%05d", i) }
 func (rp *runtimeProc) createApps(tb testing.TB, names []string, s spec.AppSpec, workers int) time.Duration {
 	tb.Helper()
 	ctx := tb.Context()
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
 	start := time.Now()
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(names) {
-					return
-				}
-				app, err := rp.mgmt.PutApp(ctx, names[i], api.PutAppRequest{Spec: s}, api.PutOptions{})
-				if err == nil && app.Status != api.StatusRunning {
-					err = fmt.Errorf("app %s is %s after PUT: %s", names[i], app.Status, app.Error)
-				}
-				if err != nil {
-					errMu.Lock()
-					if first == nil {
-						first = fmt.Errorf("create app %s: %w", names[i], err)
-					}
-					errMu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	err := forEach(len(names), workers, func(i int) error {
+		app, err := rp.mgmt.PutApp(ctx, names[i], api.PutAppRequest{Spec: s}, api.PutOptions{})
+		if err == nil && app.Status != api.StatusRunning {
+			err = fmt.Errorf("app %s is %s after PUT: %s", names[i], app.Status, app.Error)
+		}
+		if err != nil {
+			return fmt.Errorf("create app %s: %w", names[i], err)
+		}
+		return nil
+	})
 	elapsed := time.Since(start)
-	if first != nil {
-		tb.Fatalf("%v\n%s", first, rp.logTail())
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, rp.logTail())
 	}
 	return elapsed
+}
+
+// forEach calls fn for 0..n-1 from workers goroutines and returns the first error; after an error no
+// further calls start.
+func forEach(n, workers int, fn func(i int) error) error {
+	g, failed := errgroup.WithContext(context.Background())
+	g.SetLimit(workers)
+	for i := range n {
+		if failed.Err() != nil {
+			break
+		}
+		g.Go(func() error { return fn(i) })
+	}
+	return g.Wait()
 }
 
 // appURL is the URL of path (starting with /api/...) in app name.
@@ -334,38 +329,19 @@ func (rp *runtimeProc) mustGet(tb testing.TB, url string) {
 func (rp *runtimeProc) touchApps(tb testing.TB, names []string, workers int) {
 	tb.Helper()
 	ctx := tb.Context()
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(names) {
-					return
-				}
-				url := rp.appURL(names[i], "/api/customers?limit=20")
-				status, err := rp.get(ctx, url)
-				if err == nil && status != http.StatusOK {
-					err = fmt.Errorf("status %d", status)
-				}
-				if err != nil {
-					errMu.Lock()
-					if first == nil {
-						first = fmt.Errorf("GET %s: %w", url, err)
-					}
-					errMu.Unlock()
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		tb.Fatalf("%v\n%s", first, rp.logTail())
+	err := forEach(len(names), workers, func(i int) error {
+		url := rp.appURL(names[i], "/api/customers?limit=20")
+		status, err := rp.get(ctx, url)
+		if err == nil && status != http.StatusOK {
+			err = fmt.Errorf("status %d", status)
+		}
+		if err != nil {
+			return fmt.Errorf("GET %s: %w", url, err)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, rp.logTail())
 	}
 }
 
@@ -373,52 +349,32 @@ func (rp *runtimeProc) touchApps(tb testing.TB, names []string, workers int) {
 func (rp *runtimeProc) seedCustomers(tb testing.TB, name string, n int) {
 	tb.Helper()
 	ctx := tb.Context()
-	var (
-		next  atomic.Int64
-		wg    sync.WaitGroup
-		errMu sync.Mutex
-		first error
-	)
 	url := rp.appURL(name, "/api/customers")
-	for range 4 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1))
-				if i > n {
-					return
-				}
-				tier := "free"
-				if i%3 == 0 {
-					tier = "pro"
-				}
-				body, _ := json.Marshal(map[string]any{
-					"name": fmt.Sprintf("Customer %d", i), "email": fmt.Sprintf("customer%d@example.test", i),
-					"tier": tier, "score": i % 100,
-				})
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := rp.data.Do(req)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-					if resp.StatusCode != http.StatusCreated {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
-				if err != nil {
-					errMu.Lock()
-					if first == nil {
-						first = fmt.Errorf("POST %s: %w", url, err)
-					}
-					errMu.Unlock()
-					return
-				}
-			}
+	err := forEach(n, 4, func(i int) error {
+		i++ // records are numbered from 1
+		tier := "free"
+		if i%3 == 0 {
+			tier = "pro"
+		}
+		body, _ := json.Marshal(map[string]any{
+			"name": fmt.Sprintf("Customer %d", i), "email": fmt.Sprintf("customer%d@example.test", i),
+			"tier": tier, "score": i % 100,
 		})
-	}
-	wg.Wait()
-	if first != nil {
-		tb.Fatalf("%v\n%s", first, rp.logTail())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := rp.data.Do(req)
+		if err != nil {
+			return fmt.Errorf("POST %s: %w", url, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("POST %s: status %d", url, resp.StatusCode)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("%v\n%s", err, rp.logTail())
 	}
 }
 
