@@ -108,9 +108,14 @@ func (f *FleetPerformer) copyData(ctx context.Context, src, dst *api.Client, app
 	if err != nil {
 		return fmt.Errorf("spool snapshot: %w", err)
 	}
+	// Unlinked at once where the system allows it, so that the snapshot leaves no file behind even when
+	// the process is killed mid-move; only the open handle reaches it.
+	unlinked := os.Remove(tmp.Name()) == nil
 	defer func() {
 		_ = tmp.Close()
-		_ = os.Remove(tmp.Name())
+		if !unlinked {
+			_ = os.Remove(tmp.Name())
+		}
 	}()
 	if err := src.Backup(ctx, name, tmp); err != nil {
 		return fmt.Errorf("back up app in %s: %w", from, err)

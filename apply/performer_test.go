@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -29,6 +30,8 @@ type fakeRuntime struct {
 	deleted []string
 	// data is each app's database, as its backup reads it and a restore writes it.
 	data map[string]string
+	// onRestore, when set, is called as a restore arrives.
+	onRestore func()
 }
 
 func newFakeRuntime(t *testing.T) (*fakeRuntime, *httptest.Server) {
@@ -132,6 +135,9 @@ func newFakeRuntime(t *testing.T) (*fakeRuntime, *httptest.Server) {
 		if a == nil {
 			fail(w, http.StatusNotFound, api.CodeNotFound)
 			return
+		}
+		if rt.onRestore != nil {
+			rt.onRestore()
 		}
 		body, _ := io.ReadAll(r.Body)
 		rt.data[name] = string(body)
@@ -371,6 +377,20 @@ func TestFleetPerformerMove(t *testing.T) {
 		src.mu.Lock()
 		assert.NotNil(t, src.apps["crm"], "the source is kept")
 		src.mu.Unlock()
+	})
+	t.Run("leaves no snapshot file behind, even if killed mid-move", func(t *testing.T) {
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp)
+		f, src, dst := setup(t)
+		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "customers: ada, bob")
+		var during []os.DirEntry
+		dst.onRestore = func() { during, _ = os.ReadDir(tmp) }
+		require.NoError(t, f.Perform(t.Context(), move))
+		moved(t, src, dst, "customers: ada, bob")
+		assert.Empty(t, during, "the snapshot has no name on disk while the move runs")
+		after, err := os.ReadDir(tmp)
+		require.NoError(t, err)
+		assert.Empty(t, after)
 	})
 	t.Run("refuses when the data is nowhere", func(t *testing.T) {
 		f, _, _ := setup(t)
