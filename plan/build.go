@@ -511,9 +511,13 @@ func protectedMsg(name, verb string, declared bool) string {
 // link sets the dependencies: an app's action waits for its environment, and an environment's delete
 // waits for the actions that remove its apps. A delete that would remove a protected app blocks its
 // environment's delete too, and so does an app declared protected that could not be observed because
-// its environment is unreachable: it would go with its runtime.
+// its environment is unreachable: it would go with its runtime. So does an app that could not be planned
+// because its target environment is unreachable, while its data waits in the environment to delete.
 func (b *builder) link() {
 	protected := map[string][]string{}
+	// moving holds, by environment, the apps whose data is there and whose move out of it waits for its
+	// target to answer: deleting the environment would take that data along.
+	moving := map[string][]string{}
 	for _, a := range b.acts {
 		if a.ResourceType != TypeApp {
 			continue
@@ -526,6 +530,9 @@ func (b *builder) link() {
 			if ea.Kind == Delete {
 				if a.Kind == Unknown && b.apps[a.Name].Spec.Protect {
 					protected[env] = append(protected[env], a.Name)
+				}
+				if a.Kind == Unknown && env == a.FromEnvironment && env != a.Environment {
+					moving[env] = append(moving[env], a.Name)
 				}
 				// A move out of an environment that goes away must finish first: it reads the app's data
 				// from that runtime.
@@ -545,6 +552,12 @@ func (b *builder) link() {
 	for env, names := range protected {
 		ea := b.envActs[env]
 		ea.Blocked = fmt.Sprintf("environment %s holds protected apps (%s) and is never deleted with them", env, strings.Join(names, ", "))
+	}
+	for env, names := range moving {
+		ea := b.envActs[env]
+		msg := fmt.Sprintf("environment %s holds the data of apps (%s) that move out of it once their environment answers, "+
+			"and is never deleted before they have moved; apply without --prune first", env, strings.Join(names, ", "))
+		ea.Blocked = strings.Join(slices.DeleteFunc([]string{ea.Blocked, msg}, func(s string) bool { return s == "" }), "; ")
 	}
 	for _, ea := range b.envActs {
 		slices.Sort(ea.DependsOn)
