@@ -105,7 +105,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 			return err
 		}
 	}
-	if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints); err != nil || saved != nil || !hasUnknown(p) {
+	if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints, "nothing was changed"); err != nil || saved != nil || !hasUnknown(p) {
 		return err
 	}
 	// Apps of a runtime that did not answer could not be planned; the apply has just brought their
@@ -122,12 +122,13 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		return nil
 	}
 	fmt.Fprintln(io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
-	return applyPlan(ctx, fl, opts, p, err, snap, endpoints)
+	return applyPlan(ctx, fl, opts, p, err, snap, endpoints, "the changes above were applied, these were not")
 }
 
 // applyPlan shows a plan, refuses data loss that was not allowed, asks for confirmation and carries it out.
-// buildErr is what building the plan returned (a blocked plan).
-func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan, buildErr error, snap plan.Snapshot, endpoints map[string]providers.Endpoint) error {
+// buildErr is what building the plan returned (a blocked plan); unchanged says what a refusal leaves as it
+// was.
+func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan, buildErr error, snap plan.Snapshot, endpoints map[string]providers.Endpoint, unchanged string) error {
 	io := opts.F.IO
 	if err := showPlan(io, p, cmp.Or(buildErr, p.Err())); err != nil || !p.HasChanges() {
 		return err
@@ -137,9 +138,9 @@ func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan,
 		for i, a := range loss {
 			names[i] = string(a.Address)
 		}
-		return fmt.Errorf("the plan loses data in %s (marked above); nothing was changed. Re-run with --allow-data-loss to accept that", strings.Join(names, ", "))
+		return fmt.Errorf("the plan loses data in %s (marked above); %s. Re-run with --allow-data-loss to accept that", strings.Join(names, ", "), unchanged)
 	}
-	if err := confirmChange(ctx, io, opts.Yes, "apply", "Apply these changes?"); err != nil {
+	if err := confirmChange(ctx, io, opts.Yes, "Apply these changes?", "apply cancelled; "+unchanged); err != nil {
 		return err
 	}
 	par := opts.Parallelism

@@ -56,7 +56,7 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 	if err := showPlan(io, p, cmp.Or(err, p.Err())); err != nil || !p.HasChanges() {
 		return err
 	}
-	if err := confirmChange(ctx, io, opts.Yes, "destroy", "Destroy these resources? Apps' data is archived, not erased."); err != nil {
+	if err := confirmChange(ctx, io, opts.Yes, "Destroy these resources? Apps' data is archived, not erased.", "destroy cancelled; nothing was changed"); err != nil {
 		return err
 	}
 	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: fl.manifests.Parallelism(), AllowDataLoss: true}, "Destroy")

@@ -172,8 +172,9 @@ func showPlan(io *IOStreams, p *plan.Plan, buildErr error) error {
 	return nil
 }
 
-// confirmChange asks before a change unless yes is set; anything but "yes" cancels it.
-func confirmChange(ctx context.Context, io *IOStreams, yes bool, verb, question string) error {
+// confirmChange asks before a change unless yes is set; anything but "yes" cancels it with the error
+// cancelled, which says what was left as it was.
+func confirmChange(ctx context.Context, io *IOStreams, yes bool, question, cancelled string) error {
 	if yes {
 		return nil
 	}
@@ -182,7 +183,7 @@ func confirmChange(ctx context.Context, io *IOStreams, yes bool, verb, question 
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s cancelled; nothing was changed", verb)
+		return errors.New(cancelled)
 	}
 	return nil
 }
