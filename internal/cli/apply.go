@@ -118,11 +118,30 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 	if p == nil {
 		return err
 	}
-	if !p.HasChanges() && err == nil {
+	if p.HasChanges() || err != nil {
+		fmt.Fprintln(io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
+		if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints, "the changes above were applied, these were not"); err != nil {
+			return err
+		}
+	}
+	return unconverged(io, p)
+}
+
+// unconverged fails an apply that leaves apps it could not plan (their runtime, or one that may hold
+// them, does not answer): the fleet does not match the manifests, and a pipeline must not read success.
+func unconverged(io *IOStreams, p *plan.Plan) error {
+	var names []string
+	for _, a := range p.Actions {
+		if a.Kind == plan.Unknown {
+			names = append(names, string(a.Address))
+		}
+	}
+	if len(names) == 0 {
 		return nil
 	}
-	fmt.Fprintln(io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
-	return applyPlan(ctx, fl, opts, p, err, snap, endpoints, "the changes above were applied, these were not")
+	fmt.Fprintf(io.ErrOut, "\nNot converged: %s could not be planned (see the warnings above). Bring back the runtimes that do not answer, or prune the environments no longer declared, then apply again.\n",
+		strings.Join(names, ", "))
+	return silent(ErrPartial)
 }
 
 // applyPlan shows a plan, refuses data loss that was not allowed, asks for confirmation and carries it out.
