@@ -140,6 +140,18 @@ func (p *Plan) Blocked() []*Action {
 	return out
 }
 
+// Unknown returns the actions of apps that could not be planned because a runtime did not answer, in
+// plan order; apply performs nothing for them, so the fleet has not converged while there are any.
+func (p *Plan) Unknown() []*Action {
+	var out []*Action
+	for _, a := range p.Actions {
+		if a.Kind == Unknown {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // DataLoss returns the actions that lose data, in plan order; apply refuses them unless allowed.
 func (p *Plan) DataLoss() []*Action {
 	var out []*Action

@@ -105,7 +105,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 			return err
 		}
 	}
-	if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints, "nothing was changed"); err != nil || saved != nil || !hasUnknown(p) {
+	if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints, "nothing was changed"); err != nil || saved != nil || len(p.Unknown()) == 0 {
 		return err
 	}
 	// Apps of a runtime that did not answer could not be planned; the apply has just brought their
@@ -130,18 +130,22 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 // unconverged fails an apply that leaves apps it could not plan (their runtime, or one that may hold
 // them, does not answer): the fleet does not match the manifests, and a pipeline must not read success.
 func unconverged(io *IOStreams, p *plan.Plan) error {
-	var names []string
-	for _, a := range p.Actions {
-		if a.Kind == plan.Unknown {
-			names = append(names, string(a.Address))
-		}
-	}
-	if len(names) == 0 {
+	unknown := p.Unknown()
+	if len(unknown) == 0 {
 		return nil
 	}
 	fmt.Fprintf(io.ErrOut, "\nNot converged: %s could not be planned (see the warnings above). Bring back the runtimes that do not answer, or prune the environments no longer declared, then apply again.\n",
-		strings.Join(names, ", "))
+		addresses(unknown))
 	return silent(ErrPartial)
+}
+
+// addresses lists the actions' addresses for a message: "app.a, app.b".
+func addresses(acts []*plan.Action) string {
+	names := make([]string, len(acts))
+	for i, a := range acts {
+		names[i] = string(a.Address)
+	}
+	return strings.Join(names, ", ")
 }
 
 // applyPlan shows a plan, refuses data loss that was not allowed, asks for confirmation and carries it out.
@@ -153,11 +157,7 @@ func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan,
 		return err
 	}
 	if loss := p.DataLoss(); len(loss) > 0 && !opts.AllowDataLoss {
-		names := make([]string, len(loss))
-		for i, a := range loss {
-			names[i] = string(a.Address)
-		}
-		return fmt.Errorf("the plan loses data in %s (marked above); %s. Re-run with --allow-data-loss to accept that", strings.Join(names, ", "), unchanged)
+		return fmt.Errorf("the plan loses data in %s (marked above); %s. Re-run with --allow-data-loss to accept that", addresses(loss), unchanged)
 	}
 	if err := confirmChange(ctx, io, opts.Yes, "Apply these changes?", "apply cancelled; "+unchanged); err != nil {
 		return err
@@ -167,16 +167,6 @@ func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan,
 		par = fl.manifests.Parallelism()
 	}
 	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: par, AllowDataLoss: opts.AllowDataLoss}, "Apply")
-}
-
-// hasUnknown reports whether the plan holds apps that could not be observed.
-func hasUnknown(p *plan.Plan) bool {
-	for _, a := range p.Actions {
-		if a.Kind == plan.Unknown {
-			return true
-		}
-	}
-	return false
 }
 
 // readSavedPlanArg returns the saved plan when args is exactly one file that holds one.
