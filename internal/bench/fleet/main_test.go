@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/appfleet/appfleet/internal/testbin"
 )
 
 // Bounds of the work around the measurements: a fixture of 5,000 apps takes about a minute to apply on
@@ -141,18 +143,18 @@ func appfleetBinary(tb testing.TB) string {
 	tb.Helper()
 	root := runRoot(tb)
 	binary.once.Do(func() {
-		path := filepath.Join(root, "bin", "appfleet")
-		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-		defer cancel()
-		res, err := Run(ctx, ".", nil, "go", "build", "-o", path, "github.com/appfleet/appfleet/cmd/appfleet")
-		if err == nil && res.Exit != 0 {
-			err = fmt.Errorf("go build ./cmd/appfleet: exit %d:\n%s", res.Exit, Tail(res.Stderr, 30))
+		if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+			binary.err = err
+			return
 		}
+		path, err := testbin.Build(filepath.Join(root, "bin"))
 		if err != nil {
 			binary.err = err
 			return
 		}
-		res, err = Run(ctx, root, appfleetEnv(), path, "runtime", "serve", "--help")
+		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+		defer cancel()
+		res, err := Run(ctx, root, appfleetEnv(), path, "runtime", "serve", "--help")
 		if err == nil && res.Exit != 0 {
 			err = fmt.Errorf("this build of appfleet cannot serve runtimes ('appfleet runtime serve --help' exits %d): %s", res.Exit, Tail(res.Stderr, 5))
 		}

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -53,44 +54,15 @@ func appfleetBinary(tb testing.TB) string {
 			binPath = p
 			return
 		}
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
+		if buildRoot, buildErr = os.MkdirTemp("", "appfleet-bench-bin-"); buildErr != nil {
 			return
 		}
-		if buildRoot, err = os.MkdirTemp("", "appfleet-bench-bin-"); err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(buildRoot, "appfleet")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/appfleet")
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build ./cmd/appfleet: %w\n%s", err, out)
-		}
+		binPath, buildErr = testbin.Build(buildRoot)
 	})
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
 	return binPath
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // runtimeProc is one `appfleet runtime serve` process on a fresh data dir.
