@@ -173,7 +173,7 @@ func (b *builder) planEnvironments() {
 		}
 		if declared {
 			a.Provider = decl.Spec.Provider
-			es := decl.Spec
+			es := decl.Spec.Redacted()
 			a.After = &Object{Labels: decl.Metadata.Labels, Environment: &es, SpecHash: decl.SpecHash()}
 			a.Nested = st.Changes
 		}
@@ -192,7 +192,7 @@ func (b *builder) planEnvironments() {
 			a.Blocked = fmt.Sprintf("changing an environment's provider is not supported; destroy it with --target %s, then apply", a.Address)
 		case declared && st.SpecHash != decl.SpecHash():
 			a.Kind, a.Reason = Update, "update (runtime settings changed; restarted with apps and data kept)"
-			a.Diffs = diffEnvironment(st.Spec, decl.Spec)
+			a.Diffs = diffEnvironment(st.Spec, decl.Spec.Redacted())
 			if len(a.Diffs) == 0 {
 				// The provider keeps no spec (or one that hashes otherwise): the hash is all there is to show.
 				a.Diffs = []FieldDiff{{Path: "specHash", Kind: FieldChange, Before: orNone(st.SpecHash), After: decl.SpecHash()}}

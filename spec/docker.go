@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -88,4 +89,12 @@ func (d DockerSpec) PublishAddr() (host string, port int, err error) {
 		return "", 0, fmt.Errorf("port %q is not from 1 to 65535", p)
 	}
 	return host, port, nil
+}
+
+// Path returns the file a TLS field names, resolved against dir (Source.Dir) when relative; "" stays "".
+func (t DockerTLS) Path(file, dir string) string {
+	if file == "" || filepath.IsAbs(file) || dir == "" {
+		return file
+	}
+	return filepath.Join(dir, file)
 }

@@ -502,7 +502,7 @@ func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
 	}
 	d.decode(root, reflect.ValueOf(value).Elem(), "")
 	*budget = d.budget
-	src := Source{File: file, Line: root.Line, Column: root.Column}
+	src := Source{File: file, Line: root.Line, Column: root.Column, Dir: dir}
 	switch v := value.(type) {
 	case *Fleet:
 		v.Source = src

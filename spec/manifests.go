@@ -76,14 +76,26 @@ const MaxSecretSize = 64 << 10
 // ResolveSecrets returns a copy of the manifests whose secret references carry their Value, read from
 // the environment variable or the file they name (a relative fromFile is relative to the directory of
 // the manifest file that holds it; one trailing newline of a file is dropped). The copy shares
-// everything but the apps' secrets with m, which is not changed.
+// everything but the secrets with m, which is not changed.
 //
 // Errors name the app, the key and the variable or file, never a value; every unresolvable reference
 // is reported, joined into one error.
 func (m *Manifests) ResolveSecrets() (*Manifests, error) {
 	out := *m
 	out.Apps = slices.Clone(m.Apps)
+	out.Environments = slices.Clone(m.Environments)
 	var errs []error
+	for i := range out.Environments {
+		e := &out.Environments[i]
+		if e.Spec.Runtime.Token == nil {
+			continue
+		}
+		tok := *e.Spec.Runtime.Token
+		if err := tok.resolve(m.baseDir(e.Source.File), os.LookupEnv); err != nil {
+			errs = append(errs, fmt.Errorf("environment %q: runtime.token: %w", e.Metadata.Name, err))
+		}
+		e.Spec.Runtime.Token = &tok
+	}
 	for i := range out.Apps {
 		a := &out.Apps[i]
 		name := a.Metadata.Name

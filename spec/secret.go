@@ -97,8 +97,20 @@ func (s AppSpec) Redacted(appName string) AppSpec {
 
 // SpecHash is a stable digest of the environment's spec: a provider records it when it starts a runtime,
 // and the planner compares it with the declared one to see that the runtime's settings changed.
+//
+// It hashes the Redacted spec: a declared token counts by where it comes from, not by its value, so the
+// hash is the same whether or not secrets were resolved.
 func (e Environment) SpecHash() string {
-	b, _ := json.Marshal(e.Spec) // EnvironmentSpec holds no secrets and always marshals
+	b, _ := json.Marshal(e.Spec.Redacted()) // a redacted EnvironmentSpec holds no secret and always marshals
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// Redacted returns a copy of the spec that holds no secret value: a declared runtime token keeps only its
+// reference (fromEnv or fromFile). It is the form that is hashed, recorded by providers and shown in plans.
+func (s EnvironmentSpec) Redacted() EnvironmentSpec {
+	if s.Runtime.Token != nil {
+		s.Runtime.Token = &SecretRef{FromEnv: s.Runtime.Token.FromEnv, FromFile: s.Runtime.Token.FromFile}
+	}
+	return s
 }

@@ -61,6 +61,8 @@ type Source struct {
 	File   string `json:"file,omitempty"`
 	Line   int    `json:"line,omitempty"`
 	Column int    `json:"column,omitempty"`
+	// Dir is the absolute directory that relative paths in the document (TLS files, modules) resolve against.
+	Dir string `json:"-"`
 }
 
 // Metadata names a document and carries its labels.
@@ -112,11 +114,20 @@ type LocalSpec struct {
 
 // DockerSpec configures a runtime in a container on a Docker host.
 type DockerSpec struct {
-	Host    string `yaml:"host,omitempty" json:"host,omitempty"`
-	Image   string `yaml:"image,omitempty" json:"image,omitempty"`
-	Publish string `yaml:"publish,omitempty" json:"publish,omitempty"`
-	Memory  string `yaml:"memory,omitempty" json:"memory,omitempty"`
-	CPUs    string `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	Host    string     `yaml:"host,omitempty" json:"host,omitempty"`
+	TLS     *DockerTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	Image   string     `yaml:"image,omitempty" json:"image,omitempty"`
+	Publish string     `yaml:"publish,omitempty" json:"publish,omitempty"`
+	Memory  string     `yaml:"memory,omitempty" json:"memory,omitempty"`
+	CPUs    string     `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+}
+
+// DockerTLS names the PEM files of a tcp:// Docker host's TLS: the CA that signed the daemon's
+// certificate, and this client's certificate and key. Relative paths are relative to the manifest's directory.
+type DockerTLS struct {
+	CA   string `yaml:"ca,omitempty" json:"ca,omitempty"`
+	Cert string `yaml:"cert,omitempty" json:"cert,omitempty"`
+	Key  string `yaml:"key,omitempty" json:"key,omitempty"`
 }
 
 // TerraformSpec configures a runtime on infrastructure made by the user's Terraform module.
@@ -129,6 +140,9 @@ type TerraformSpec struct {
 type RuntimeSpec struct {
 	MaxApps     int      `yaml:"maxApps,omitempty" json:"maxApps,omitempty"`
 	IdleTimeout Duration `yaml:"idleTimeout,omitempty" json:"idleTimeout,omitzero"`
+	// Token is the management API's bearer token, when declared; otherwise the provider generates one and
+	// keeps it where it can read it back. Its value never leaves Redacted copies of the spec.
+	Token *SecretRef `yaml:"token,omitempty" json:"token,omitempty"`
 }
 
 // App is an isolated business app inside a runtime.

@@ -200,6 +200,9 @@ func (v *validator) environment(doc *document, e *Environment) {
 		v.errorf(doc, "spec.runtime.idleTimeout", "Set at least \"1s\", or leave it out for \"10m\".",
 			"spec.runtime.idleTimeout %s in %s is too short", rt.IdleTimeout, doc.what)
 	}
+	if rt.Token != nil {
+		v.secret(doc, "spec.runtime.token", "runtime.token", *rt.Token)
+	}
 }
 
 // listen checks a host:port the runtime's management API listens on.
@@ -297,6 +300,9 @@ func (v *validator) docker(doc *document, d *DockerSpec) {
 				"invalid spec.docker.host %q in %s", truncate(d.Host, 80), doc.what)
 		}
 	}
+	if d.TLS != nil {
+		v.dockerTLS(doc, d)
+	}
 	if d.Publish != "" {
 		if _, _, err := d.PublishAddr(); err != nil {
 			v.errorf(doc, "spec.docker.publish", "Write host:port such as 127.0.0.1:7410, or a port.",
@@ -313,6 +319,38 @@ func (v *validator) docker(doc *document, d *DockerSpec) {
 		if _, err := d.NanoCPUs(); err != nil {
 			v.errorf(doc, "spec.docker.cpus", "Write a number of CPUs such as \"1\" or \"0.5\".",
 				"invalid spec.docker.cpus %q in %s: %v", truncate(d.CPUs, 80), doc.what, err)
+		}
+	}
+}
+
+// dockerTLS checks that the TLS files of a tcp:// Docker host are there to read.
+func (v *validator) dockerTLS(doc *document, d *DockerSpec) {
+	if !strings.HasPrefix(d.Host, "tcp://") && !strings.HasPrefix(d.Host, "https://") {
+		v.errorf(doc, "spec.docker.tls", "TLS files are for a tcp:// host; set spec.docker.host to tcp://HOST:2376, or remove spec.docker.tls.",
+			"spec.docker.tls is set but %s has no tcp:// docker host", doc.what)
+		return
+	}
+	files := []struct{ field, path string }{{"ca", d.TLS.CA}, {"cert", d.TLS.Cert}, {"key", d.TLS.Key}}
+	if d.TLS.Cert == "" && d.TLS.Key == "" && d.TLS.CA == "" {
+		v.errorf(doc, "spec.docker.tls", "Name the PEM files: {ca: ca.pem, cert: cert.pem, key: key.pem}.", "spec.docker.tls of %s names no file", doc.what)
+		return
+	}
+	if (d.TLS.Cert == "") != (d.TLS.Key == "") {
+		v.errorf(doc, "spec.docker.tls", "A client certificate needs its key: set both cert and key, or neither.",
+			"spec.docker.tls of %s sets only one of cert and key", doc.what)
+	}
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		path := "spec.docker.tls." + f.field
+		st, err := os.Stat(d.TLS.Path(f.path, doc.dir))
+		switch {
+		case err != nil:
+			v.errorf(doc, path, "A relative path is relative to the manifest's directory.",
+				"cannot read TLS file %s (spec.docker.tls.%s of %s): %v", f.path, f.field, doc.what, pathErr(err))
+		case !st.Mode().IsRegular():
+			v.errorf(doc, path, "Point it at a PEM file.", "TLS file %s (spec.docker.tls.%s of %s) is not a regular file", f.path, f.field, doc.what)
 		}
 	}
 }

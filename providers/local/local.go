@@ -134,7 +134,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	if err := os.MkdirAll(d.data, 0o700); err != nil {
 		return fail("create data dir", err)
 	}
-	token, err := ensureToken(d.token)
+	token, tokenChanged, err := ensureToken(d.token, env.Spec.Runtime.Token)
 	if err != nil {
 		return fail("create token", err)
 	}
@@ -143,7 +143,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 		return fail("read state", err)
 	}
 	if alive(prev.PID, d.data) {
-		if prev.SpecHash == env.SpecHash() {
+		if prev.SpecHash == env.SpecHash() && !tokenChanged {
 			ep, kept, err := p.keep(ctx, prev, d, token)
 			if err != nil {
 				return fail("runtime (pid "+strconv.Itoa(prev.PID)+")", err)
@@ -279,7 +279,7 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 		}
 	}
 
-	es := env.Spec
+	es := env.Spec.Redacted()
 	st := runtimeState{
 		Fleet:       p.fleet,
 		Environment: env.Metadata.Name,

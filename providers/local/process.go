@@ -17,7 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/appfleet/appfleet/apphost"
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/spec"
 )
 
 // alive reports whether pid is the runtime whose data dir is dataDir. Checking the command line, not
@@ -80,30 +82,41 @@ func stopProcess(pid int, dataDir string, grace time.Duration) error {
 	return fmt.Errorf("stop runtime (pid %d): still running after SIGKILL", pid)
 }
 
-// ensureToken returns the environment's bearer token, creating it on first use. The provider makes the
-// token itself, before the runtime starts, so it never has to read it back from the runtime.
-func ensureToken(path string) (string, error) {
+// ensureToken returns the environment's bearer token: the declared one (written to path when it differs),
+// else the one in path, created on first use. The provider makes the token itself, before the runtime
+// starts, so it never has to read it back from the runtime.
+// changed reports that the file held another token, which a runtime already running still uses.
+func ensureToken(path string, declared *spec.SecretRef) (token string, changed bool, err error) {
 	b, err := os.ReadFile(path)
+	if declared != nil && declared.Value != "" {
+		if err == nil && strings.TrimSpace(string(b)) == declared.Value {
+			return declared.Value, false, nil
+		}
+		if err := apphost.WriteFileAtomic(path, []byte(declared.Value+"\n"), 0o600); err != nil {
+			return "", false, err
+		}
+		return declared.Value, true, nil
+	}
 	if err == nil {
 		if tok := strings.TrimSpace(string(b)); tok != "" {
-			return tok, nil
+			return tok, false, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return "", err
+		return "", false, err
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return "", err
+		return "", false, err
 	}
 	tok := hex.EncodeToString(raw)
 	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", err
+		return "", false, err
 	}
 	// WriteFile keeps the mode of an existing (empty) file; the token must be private whatever was there.
 	if err := os.Chmod(path, 0o600); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return tok, nil
+	return tok, false, nil
 }
 
 // readToken returns the token, or "" when there is none.
