@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/appfleet/appfleet/apphost"
+	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/internal/version"
 	"github.com/spf13/cobra"
 )
@@ -38,8 +39,41 @@ func newRuntimeCmd(f *Factory) *cobra.Command {
 		Short: "Run the process that hosts apps",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newRuntimeServeCmd(f))
+	cmd.AddCommand(newRuntimeServeCmd(f), newRuntimeProbeCmd(f))
 	return cmd
+}
+
+type runtimeProbeOptions struct {
+	IO      *IOStreams
+	URL     string
+	Timeout time.Duration
+}
+
+// newRuntimeProbeCmd is the health check of a runtime in a container: the image has no shell and no
+// curl, so the binary itself asks the runtime whether it is ready.
+func newRuntimeProbeCmd(f *Factory) *cobra.Command {
+	opts := &runtimeProbeOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "probe [--url URL]",
+		Short: "Exit 0 when the runtime at URL answers /readyz, 1 otherwise (a container health check)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runRuntimeProbe(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.URL, "url", "http://"+defaultRuntimeListen, "base URL of the runtime")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 3*time.Second, "how long to wait for the answer")
+	return cmd
+}
+
+func runRuntimeProbe(ctx context.Context, opts *runtimeProbeOptions) error {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	if err := api.NewClient(opts.URL, "").Ready(ctx); err != nil {
+		return fmt.Errorf("runtime at %s is not ready: %w", opts.URL, err)
+	}
+	fmt.Fprintf(opts.IO.Out, "runtime at %s is ready\n", opts.URL)
+	return nil
 }
 
 func newRuntimeServeCmd(f *Factory) *cobra.Command {

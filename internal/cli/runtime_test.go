@@ -75,6 +75,10 @@ func TestRuntimeServe(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	probeOut := &bytes.Buffer{}
+	probe := &runtimeProbeOptions{IO: &IOStreams{Out: probeOut, ErrOut: probeOut}, URL: "http://" + addr, Timeout: 5 * time.Second}
+	require.NoError(t, runRuntimeProbe(t.Context(), probe), "the health check passes while the runtime serves")
+	assert.Contains(t, probeOut.String(), "is ready")
 
 	cancel()
 	select {
@@ -83,6 +87,7 @@ func TestRuntimeServe(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("runtime did not stop")
 	}
+	assert.ErrorContains(t, runRuntimeProbe(t.Context(), probe), "is not ready", "the health check fails once it stopped")
 
 	// A second start keeps the token and takes a given token file.
 	tokenFile := filepath.Join(t.TempDir(), "tok")
