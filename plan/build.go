@@ -416,6 +416,9 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	default:
 		a.Kind, a.Reason = Update, "update in place"
 	}
+	if a.DataLoss && a.Blocked == "" && (got.Spec.Protect || app.Spec.Protect) {
+		a.Blocked = protectedMsg(name, "changed in a way that loses data", app.Spec.Protect)
+	}
 	if got.Status == api.StatusError && a.Kind != Replace {
 		a.Warning = "in error: " + got.Error
 	}
@@ -440,7 +443,11 @@ func (b *builder) planMove(a *Action, app spec.App, got *api.App, from string, f
 			from, a.Environment, from, a.Environment, from)
 	}
 	if got.Spec.Protect || app.Spec.Protect {
-		a.Reason += "; allowed although protected: nothing is deleted, the data goes along"
+		if a.DataLoss {
+			a.Blocked = protectedMsg(a.Name, "changed in a way that loses data", app.Spec.Protect)
+		} else {
+			a.Reason += "; allowed although protected: nothing is deleted, the data goes along"
+		}
 	}
 	if got.Status == api.StatusError {
 		a.Warning = "in error: " + got.Error
@@ -499,8 +506,9 @@ func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
 	return a
 }
 
-// protectedMsg says why replacing or deleting a protected app is refused. declared tells whether the
-// manifests hold protect: true or only the runtime does.
+// protectedMsg says why replacing, deleting or changing with data loss a protected app is refused:
+// protect: true blocks it whatever the flags, so the way out is to unprotect the app, never
+// --allow-data-loss. declared tells whether the manifests hold protect: true or only the runtime does.
 func protectedMsg(name, verb string, declared bool) string {
 	if declared {
 		return fmt.Sprintf("app %s is protected (protect: true) and is never %s; set protect: false and apply first", name, verb)

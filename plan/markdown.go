@@ -22,7 +22,7 @@ func RenderMarkdown(w io.Writer, p *Plan) error {
 		}
 		fmt.Fprintln(bw)
 	}
-	if dl := p.DataLoss(); len(dl) > 0 {
+	if dl := p.AllowableDataLoss(); len(dl) > 0 {
 		fmt.Fprintf(bw, "> [!WARNING]\n> These actions lose data; apply refuses them unless `--allow-data-loss`:\n")
 		for _, a := range dl {
 			fmt.Fprintf(bw, "> - `%s`: %s\n", a.Address, strings.Join(a.DataLossReasons, "; "))

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/appfleet/appfleet/spec"
@@ -161,6 +162,13 @@ func (p *Plan) DataLoss() []*Action {
 		}
 	}
 	return out
+}
+
+// AllowableDataLoss returns the actions of DataLoss that --allow-data-loss lets apply carry out: those
+// not blocked. A blocked one (a protected app) is refused whatever the flags, so no message offers the
+// flag for it.
+func (p *Plan) AllowableDataLoss() []*Action {
+	return slices.DeleteFunc(p.DataLoss(), func(a *Action) bool { return a.Blocked != "" })
 }
 
 // Err returns a *BlockedError when the plan holds blocked actions, else nil.

@@ -122,7 +122,7 @@ func (t textWriter) plan(p *Plan) {
 		fmt.Fprintf(t.w, "%d %s could not be observed because %s unreachable; plan again once it answers.\n",
 			s.Unknown, plural(s.Unknown, "app", "apps"), plural(s.Unknown, "its environment is", "their environments are"))
 	}
-	if dl := p.DataLoss(); len(dl) > 0 {
+	if dl := p.AllowableDataLoss(); len(dl) > 0 {
 		addrs := make([]string, len(dl))
 		for i, a := range dl {
 			addrs[i] = string(a.Address)
