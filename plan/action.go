@@ -189,7 +189,8 @@ type Action struct {
 	Blocked   string    `json:"blocked,omitempty"`
 	DependsOn []Address `json:"dependsOn,omitempty"`
 	// Fingerprint is what was observed of the resource: for an app "absent", "unknown" or
-	// "generation:<n>"; for an environment "absent" or "hash:<specHash>,running:<bool>".
+	// "generation:<n>,state:<running|stopped|error>,digest:<labels and spec, secrets left out>"; for an
+	// environment "absent" or "hash:<specHash>,running:<bool>". A saved plan is stale when it changed.
 	Fingerprint string `json:"fingerprint"`
 	// ObservedGeneration is the app's generation when observed (0 when absent), sent as If-Match.
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

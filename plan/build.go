@@ -5,17 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/spec"
-)
-
-// Fingerprints of resources that were not seen.
-const (
-	FingerprintAbsent  = "absent"
-	FingerprintUnknown = "unknown"
 )
 
 // Build computes the plan that turns the Snapshot into what Desired declares.
@@ -630,20 +623,6 @@ func envStatus(st EnvironmentState) string {
 	default:
 		return "running"
 	}
-}
-
-func envFingerprint(st EnvironmentState, seen bool) string {
-	if !seen || !st.Exists {
-		return FingerprintAbsent
-	}
-	return "hash:" + st.SpecHash + ",running:" + strconv.FormatBool(st.Running)
-}
-
-func appFingerprint(a *api.App) string {
-	if a == nil {
-		return FingerprintAbsent
-	}
-	return "generation:" + strconv.FormatInt(a.Generation, 10)
 }
 
 func hasNested(cs []NestedChange) bool {

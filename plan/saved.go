@@ -1,14 +1,12 @@
 package plan
 
 import (
-	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
-	"strconv"
 
 	"github.com/appfleet/appfleet/spec"
 )
@@ -77,56 +75,6 @@ func Load(r io.Reader) (*Plan, error) {
 		f.Actions = []*Action{}
 	}
 	return f.Plan, nil
-}
-
-// StaleResource is one action of a saved plan whose resource changed since the plan observed it.
-type StaleResource struct {
-	Address Address
-	// Planned is the fingerprint the plan recorded, Observed the one seen now.
-	Planned, Observed string
-}
-
-func (s StaleResource) String() string {
-	return fmt.Sprintf("%s changed since the plan was made (planned against %s, now %s)", s.Address, s.Planned, s.Observed)
-}
-
-// Stale compares the fingerprint of every action of a saved plan that changes something with what fresh
-// observes now, and names each resource that changed. An empty result means the plan may be applied.
-// Stale is pure.
-func Stale(saved *Plan, fresh Snapshot) []StaleResource {
-	var out []StaleResource
-	for _, a := range saved.Actions {
-		if !a.Kind.Changes() {
-			continue
-		}
-		now := Fingerprint(a, fresh)
-		if now != a.Fingerprint {
-			out = append(out, StaleResource{Address: a.Address, Planned: a.Fingerprint, Observed: now})
-		}
-	}
-	return out
-}
-
-// Fingerprint is what snapshot s shows of the resource action a is about, in the form of
-// Action.Fingerprint.
-func Fingerprint(a *Action, s Snapshot) string {
-	if a.ResourceType == TypeEnvironment {
-		st, seen := s.Environments[a.Name]
-		return envFingerprint(st, seen)
-	}
-	st, ok := s.Environments[cmp.Or(a.FromEnvironment, a.Environment)]
-	switch {
-	case !ok || !st.Exists:
-		return FingerprintAbsent
-	case !st.Reachable:
-		return FingerprintUnknown
-	}
-	for i := range st.Apps {
-		if st.Apps[i].Name == a.Name {
-			return "generation:" + strconv.FormatInt(st.Apps[i].Generation, 10)
-		}
-	}
-	return FingerprintAbsent
 }
 
 // SecretsChanged compares the secrets a saved plan was made with (as hashes) with those of fresh, the

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"bytes"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -71,53 +72,123 @@ func TestLoadRefuses(t *testing.T) {
 	}
 }
 
+// digest matches the spec digest in an app's fingerprint.
+var digest = regexp.MustCompile(`digest:[0-9a-f]{16}`)
+
 func TestStale(t *testing.T) {
 	f := loadFixture(t, "testdata/build/mixed")
 	p, err := Build(f.desired, f.observed, f.options)
 	require.NoError(t, err)
 	require.Empty(t, Stale(p, f.observed), "a plan is not stale against what it observed")
+	// What a saved plan is compared with is what was saved, not what Build returned.
+	var buf bytes.Buffer
+	require.NoError(t, Save(&buf, p))
+	saved, err := Load(&buf)
+	require.NoError(t, err)
+	require.Empty(t, Stale(saved, f.observed), "a saved plan is not stale against what it observed")
 
+	app := func(s *Snapshot, name string) *api.App {
+		env := s.Environments["dev"]
+		for i := range env.Apps {
+			if env.Apps[i].Name == name {
+				return &env.Apps[i]
+			}
+		}
+		t.Fatalf("no app %s", name)
+		return nil
+	}
 	tests := []struct {
 		name   string
 		change func(s *Snapshot)
-		want   []StaleResource
+		want   []string
 	}{
-		{"app updated elsewhere", func(s *Snapshot) { s.Environments["dev"].Apps[0].Generation = 4 },
-			[]StaleResource{{Address: "app.shop", Planned: "generation:3", Observed: "generation:4"}}},
+		{"app updated elsewhere", func(s *Snapshot) {
+			a := app(s, "shop")
+			a.Generation = 4
+			a.Spec.Settings = map[string]string{"currency": "GBP"}
+		}, []string{"app.shop changed since the plan was made: generation 3 -> 4, spec.settings"}},
+		{"app stopped out of band: the generation stays, the plan is stale", func(s *Snapshot) {
+			a := app(s, "shop")
+			a.Status, a.Spec.State = api.StatusStopped, spec.StateStopped
+		}, []string{"app.shop changed since the plan was made: state running -> stopped"}},
+		{"app in error since", func(s *Snapshot) { app(s, "legacy").Status = api.StatusError },
+			[]string{"app.legacy changed since the plan was made: state running -> error"}},
+		{"labels changed out of band", func(s *Snapshot) { app(s, "legacy").Labels["team"] = "x" },
+			[]string{"app.legacy changed since the plan was made: labels"}},
+		{"settings changed out of band", func(s *Snapshot) { app(s, "shop").Spec.Settings["currency"] = "GBP" },
+			[]string{"app.shop changed since the plan was made: spec.settings"}},
+		{"a key changed out of band", func(s *Snapshot) {
+			app(s, "shop").Spec.APIKeys = []spec.APIKey{{Name: "web", Value: spec.SecretRef{SHA256: spec.SecretHash("shop", "k")}}}
+		}, []string{"app.shop changed since the plan was made: spec.apiKeys"}},
+		{"starting again is not a change", func(s *Snapshot) { app(s, "shop").Status = api.StatusStarting }, nil},
 		{"app created elsewhere", func(s *Snapshot) {
 			env := s.Environments["dev"]
-			env.Apps = append(env.Apps, api.App{Name: "crm", Generation: 1})
+			env.Apps = append(env.Apps, api.App{Name: "crm", Generation: 1, Status: api.StatusRunning})
 			s.Environments["dev"] = env
-		}, []StaleResource{{Address: "app.crm", Planned: "absent", Observed: "generation:1"}}},
+		}, []string{"app.crm changed since the plan was made (planned against absent, now generation:1,state:running,digest:X)"}},
 		{"app deleted elsewhere", func(s *Snapshot) {
 			env := s.Environments["dev"]
 			env.Apps = env.Apps[:1]
 			s.Environments["dev"] = env
-		}, []StaleResource{{Address: "app.legacy", Planned: "generation:7", Observed: "absent"}}},
+		}, []string{"app.legacy changed since the plan was made (planned against generation:7,state:running,digest:X, now absent)"}},
 		{"environment unreachable", func(s *Snapshot) {
 			env := s.Environments["dev"]
 			env.Reachable = false
 			s.Environments["dev"] = env
-		}, []StaleResource{
-			{Address: "app.crm", Planned: "absent", Observed: "unknown"},
-			{Address: "app.legacy", Planned: "generation:7", Observed: "unknown"},
-			{Address: "app.shop", Planned: "generation:3", Observed: "unknown"},
+		}, []string{
+			"app.crm changed since the plan was made (planned against absent, now unknown)",
+			"app.legacy changed since the plan was made (planned against generation:7,state:running,digest:X, now unknown)",
+			"app.shop changed since the plan was made (planned against generation:3,state:running,digest:X, now unknown)",
 		}},
-		{"no-op environment restarted: not stale", func(s *Snapshot) {
+		{"no-op environment stopped since", func(s *Snapshot) {
 			env := s.Environments["dev"]
-			env.Running = false
+			env.Running, env.Reachable = false, false
 			s.Environments["dev"] = env
-		}, nil},
+		}, []string{
+			"environment.dev changed since the plan was made: runtime running -> stopped",
+			"app.crm changed since the plan was made (planned against absent, now unknown)",
+			"app.legacy changed since the plan was made (planned against generation:7,state:running,digest:X, now unknown)",
+			"app.shop changed since the plan was made (planned against generation:3,state:running,digest:X, now unknown)",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fresh := loadFixture(t, "testdata/build/mixed").observed
 			tt.change(&fresh)
-			if diff := cmp.Diff(tt.want, Stale(p, fresh)); diff != "" {
+			var got []string
+			for _, s := range Stale(saved, fresh) {
+				// The digest's value is not the point here; that it is there is.
+				got = append(got, digest.ReplaceAllString(s.String(), "digest:X"))
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Stale (-want +got):\n%s", diff)
 			}
 		})
 	}
+}
+
+// TestStaleKeyRotated: a key rotated out of band changes no generation, label or setting, and the
+// fingerprint (shown in the JSON plan) holds nothing derived from a secret; the saved plan still sees it.
+func TestStaleKeyRotated(t *testing.T) {
+	withKey := func(value string) Snapshot {
+		s := loadFixture(t, "testdata/build/mixed").observed
+		env := s.Environments["dev"]
+		env.Apps[0].Spec.APIKeys = []spec.APIKey{{Name: "web", Value: spec.SecretRef{SHA256: spec.SecretHash("shop", value)}}}
+		return s
+	}
+	f := loadFixture(t, "testdata/build/mixed")
+	p, err := Build(f.desired, withKey("one"), f.options)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, Save(&buf, p))
+	saved, err := Load(&buf)
+	require.NoError(t, err)
+	require.Empty(t, Stale(saved, withKey("one")))
+
+	stale := Stale(saved, withKey("two"))
+	require.Len(t, stale, 1)
+	assert.Equal(t, "app.shop changed since the plan was made: spec.apiKeys", stale[0].String())
+	assert.Equal(t, stale[0].Planned, stale[0].Observed, "the fingerprint leaves secrets out")
 }
 
 func TestBuildRefuses(t *testing.T) {

@@ -76,8 +76,8 @@ func readRuntimeState(stateDir, env string) (runtimeState, error) {
 	return st, json.Unmarshal(b, &st)
 }
 
-// cmdHTTP sends one request to an environment's runtime: http ENV METHOD PATH [BODY].
-// It prints the status code and the body to stdout, so scripts can match them with stdout.
+// cmdHTTP sends one request to an environment's runtime: http ENV METHOD PATH [BODY]; a /v1/ path
+// goes with the environment's management token. It prints the status code and the body to stdout, so scripts can match them with stdout.
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 3 || len(args) > 4 {
 		ts.Fatalf("usage: http ENV METHOD PATH [BODY]")
@@ -91,6 +91,12 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	req, err := http.NewRequest(args[1], "http://"+st.Listen+args[2], body)
 	ts.Check(err)
 	req.Header.Set("Content-Type", "application/json")
+	if strings.HasPrefix(args[2], "/v1/") {
+		// The management API: with the environment's token, as the control plane sends it.
+		tok, err := os.ReadFile(ts.MkAbs(filepath.Join(".appfleet", "environments", args[0], "token")))
+		ts.Check(err)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	}
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
 	ts.Check(err)
 	defer resp.Body.Close()
