@@ -176,6 +176,8 @@ type Action struct {
 	Reason string `json:"reason"`
 	// Warning is shown beside the action: an unreachable runtime, a resource kept although undeclared.
 	Warning string `json:"warning,omitempty"`
+	// Placement says, for an app placed by a selector now, where it goes and why; for display only.
+	Placement string `json:"placement,omitempty"`
 	// Before is what was observed, After what is declared (both redacted).
 	Before *Object        `json:"before,omitempty"`
 	After  *Object        `json:"after,omitempty"`

@@ -74,6 +74,7 @@ type jsonChangeExtra struct {
 	Kind               string         `json:"kind"`
 	Reason             string         `json:"reason"`
 	Warning            string         `json:"warning,omitempty"`
+	Placement          string         `json:"placement,omitempty"`
 	Environment        string         `json:"environment,omitempty"`
 	FromEnvironment    string         `json:"from_environment,omitempty"`
 	DataLoss           bool           `json:"data_loss"`
@@ -141,7 +142,7 @@ func RenderJSON(w io.Writer, p *Plan) error {
 			Address: string(a.Address), Mode: "managed", Type: string(a.ResourceType), Name: a.Name,
 			ProviderName: ProviderName,
 			Appfleet: jsonChangeExtra{
-				Kind: a.Kind.String(), Reason: a.Reason, Warning: a.Warning, Environment: a.Environment,
+				Kind: a.Kind.String(), Reason: a.Reason, Warning: a.Warning, Placement: a.Placement, Environment: a.Environment,
 				FromEnvironment: a.FromEnvironment, DataLoss: a.DataLoss, DataLossReasons: a.DataLossReasons,
 				Blocked: a.Blocked, DependsOn: a.DependsOn, Fingerprint: a.Fingerprint,
 				ObservedGeneration: a.ObservedGeneration, Nested: a.Nested,

@@ -28,6 +28,13 @@ type Desired struct {
 	Apps         []spec.App         `json:"apps,omitempty"`
 	// Digest identifies the manifests the plan was made from.
 	Digest string `json:"digest,omitempty"`
+	// AppSets names the declared AppSets. An app of this fleet labelled spec.LabelAppSet with one of
+	// them that is no longer declared was removed from the AppSet's elements, and is deleted without
+	// prune, as the AppSet owns its apps.
+	AppSets []string `json:"appSets,omitempty"`
+	// Placement says, by app name, where the control plane placed an app that declares a placement
+	// rather than an environment, and why (package placement); the plan shows it beside the app's action.
+	Placement map[string]string `json:"placement,omitempty"`
 }
 
 // Options change what Build plans.

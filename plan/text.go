@@ -139,6 +139,9 @@ func (t textWriter) action(a *Action, col int) {
 	c := kindColor(a.Kind)
 	head := fmt.Sprintf("%s %-*s", a.Kind.Symbol(), col-4, a.Address)
 	fmt.Fprintf(t.w, "%s%s\n", t.paint(c, head), a.Reason)
+	if a.Placement != "" {
+		fmt.Fprintf(t.w, "        %s\n", a.Placement)
+	}
 	for _, d := range a.Diffs {
 		line := fmt.Sprintf("      %s %-*s", d.Kind.Symbol(), col-8, d.Path)
 		val := diffText(d)

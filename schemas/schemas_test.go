@@ -52,10 +52,22 @@ func (d schemaDoc) resolve(t *testing.T, s map[string]any) map[string]any {
 var durationType = reflect.TypeFor[spec.Duration]()
 
 // compare walks a Go type and its schema together and reports every property that exists on one side only.
+// A type met again inside itself (an AppSet's matrix holds generators) is compared once.
 func (d schemaDoc) compare(t *testing.T, typ reflect.Type, s map[string]any, path string) {
+	d.compareIn(t, typ, s, path, map[reflect.Type]bool{})
+}
+
+func (d schemaDoc) compareIn(t *testing.T, typ reflect.Type, s map[string]any, path string, open map[reflect.Type]bool) {
 	s = d.resolve(t, s)
 	for typ.Kind() == reflect.Pointer {
 		typ = typ.Elem()
+	}
+	if open[typ] {
+		return
+	}
+	if typ.Kind() == reflect.Struct {
+		open[typ] = true
+		defer delete(open, typ)
 	}
 	switch {
 	case typ == durationType:
@@ -79,19 +91,19 @@ func (d schemaDoc) compare(t *testing.T, typ reflect.Type, s map[string]any, pat
 			})
 			require.True(t, ok, name)
 			if sub, ok := props[name].(map[string]any); ok {
-				d.compare(t, sf.Type, sub, path+"."+name)
+				d.compareIn(t, sf.Type, sub, path+"."+name, open)
 			}
 		}
 	case typ.Kind() == reflect.Slice:
 		assert.Equal(t, "array", s["type"], "%s: want an array", path)
 		items, ok := s["items"].(map[string]any)
 		if assert.True(t, ok, "%s: array without items", path) {
-			d.compare(t, typ.Elem(), items, path+"[]")
+			d.compareIn(t, typ.Elem(), items, path+"[]", open)
 		}
 	case typ.Kind() == reflect.Map:
 		assert.Equal(t, "object", s["type"], "%s: want an object", path)
 		if sub, ok := s["additionalProperties"].(map[string]any); ok {
-			d.compare(t, typ.Elem(), sub, path+".*")
+			d.compareIn(t, typ.Elem(), sub, path+".*", open)
 		}
 	}
 }
@@ -104,6 +116,7 @@ func TestSchemas_MatchGoTypes(t *testing.T) {
 		{"fleet.schema.json", reflect.TypeFor[spec.Fleet]()},
 		{"environment.schema.json", reflect.TypeFor[spec.Environment]()},
 		{"app.schema.json", reflect.TypeFor[spec.App]()},
+		{"appset.schema.json", reflect.TypeFor[spec.AppSet]()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -192,19 +205,24 @@ func TestSchemas_RefuseInvalid(t *testing.T) {
 	manifest := compile(t, "manifest.schema.json")
 	const h = "apiVersion: appfleet.dev/v1alpha1\n"
 	tests := map[string]string{
-		"unknown field":           h + "kind: App\nmetadata: {name: crm}\nspec: {enviroment: dev}\n",
-		"unknown kind":            h + "kind: Ap\nmetadata: {name: crm}\n",
-		"bad name":                h + "kind: App\nmetadata: {name: CRM}\nspec: {environment: dev}\n",
-		"foreign provider block":  h + "kind: Environment\nmetadata: {name: dev}\nspec: {provider: local, docker: {}}\n",
-		"terraform without block": h + "kind: Environment\nmetadata: {name: dev}\nspec: {provider: terraform}\n",
-		"inline secret":           h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, apiKeys: [{name: a, value: hunter2}]}\n",
-		"two secret sources":      h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, apiKeys: [{name: a, value: {fromEnv: A, fromFile: b}}]}\n",
-		"postgres without dsn":    h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, database: {driver: postgres}}\n",
-		"sqlite with dsn":         h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, database: {dsn: {fromEnv: A}}}\n",
-		"enum without values":     h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, collections: [{name: c, fields: [{name: t, type: enum}]}]}\n",
-		"reserved field":          h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, collections: [{name: c, fields: [{name: id, type: integer}]}]}\n",
-		"default of wrong type":   h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, collections: [{name: c, fields: [{name: n, type: integer, default: ten}]}]}\n",
-		"bad duration":            h + "kind: Environment\nmetadata: {name: dev}\nspec: {provider: local, runtime: {idleTimeout: 10 minutes}}\n",
+		"unknown field":             h + "kind: App\nmetadata: {name: crm}\nspec: {enviroment: dev}\n",
+		"unknown kind":              h + "kind: Ap\nmetadata: {name: crm}\n",
+		"bad name":                  h + "kind: App\nmetadata: {name: CRM}\nspec: {environment: dev}\n",
+		"foreign provider block":    h + "kind: Environment\nmetadata: {name: dev}\nspec: {provider: local, docker: {}}\n",
+		"terraform without block":   h + "kind: Environment\nmetadata: {name: dev}\nspec: {provider: terraform}\n",
+		"inline secret":             h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, apiKeys: [{name: a, value: hunter2}]}\n",
+		"two secret sources":        h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, apiKeys: [{name: a, value: {fromEnv: A, fromFile: b}}]}\n",
+		"postgres without dsn":      h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, database: {driver: postgres}}\n",
+		"sqlite with dsn":           h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, database: {dsn: {fromEnv: A}}}\n",
+		"enum without values":       h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, collections: [{name: c, fields: [{name: t, type: enum}]}]}\n",
+		"reserved field":            h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, collections: [{name: c, fields: [{name: id, type: integer}]}]}\n",
+		"default of wrong type":     h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, collections: [{name: c, fields: [{name: n, type: integer, default: ten}]}]}\n",
+		"bad duration":              h + "kind: Environment\nmetadata: {name: dev}\nspec: {provider: local, runtime: {idleTimeout: 10 minutes}}\n",
+		"environment and placement": h + "kind: App\nmetadata: {name: crm}\nspec: {environment: dev, placement: {selector: {tier: prod}}}\n",
+		"unknown strategy":          h + "kind: App\nmetadata: {name: crm}\nspec: {placement: {strategy: random}}\n",
+		"appset without template":   h + "kind: AppSet\nmetadata: {name: t}\nspec: {generators: [{list: [{a: b}]}]}\n",
+		"matrix of one":             h + "kind: AppSet\nmetadata: {name: t}\nspec: {generators: [{matrix: {generators: [{list: []}]}}], template: {metadata: {name: x}, spec: {environment: dev}}}\n",
+		"appset bad name":           h + "kind: AppSet\nmetadata: {name: T}\nspec: {generators: [{list: []}], template: {metadata: {name: x}, spec: {environment: dev}}}\n",
 	}
 	for name, doc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -213,4 +231,108 @@ func TestSchemas_RefuseInvalid(t *testing.T) {
 			assert.Error(t, manifest.Validate(docs[0]))
 		})
 	}
+}
+
+// appSetSchema is appset.schema.json as it must be: the AppSet's own shape, and for its template the
+// definitions of app.schema.json without their patterns, since a templated value such as
+// "shop-{{tenant}}" only has to match once its parameters are substituted (validate checks that).
+func appSetSchema(t *testing.T) map[string]any {
+	app := readSchema(t, "app.schema.json")
+	var strip func(v any) any
+	strip = func(v any) any {
+		switch x := v.(type) {
+		case map[string]any:
+			out := map[string]any{}
+			for k, e := range x {
+				if k != "pattern" {
+					out[k] = strip(e)
+				}
+			}
+			return out
+		case []any:
+			out := make([]any, len(x))
+			for i, e := range x {
+				out[i] = strip(e)
+			}
+			return out
+		default:
+			return v
+		}
+	}
+	defs := strip(app["$defs"]).(map[string]any)
+	appDefs := app["$defs"].(map[string]any)
+	defs["name"].(map[string]any)["description"] = "A DNS label once the template's parameters are substituted."
+	defs["setName"] = appDefs["name"]
+	setMeta := strip(appDefs["metadata"]).(map[string]any)
+	setMeta["description"] = "Names the AppSet and carries its labels."
+	setMeta["properties"].(map[string]any)["name"] = map[string]any{"$ref": "#/$defs/setName"}
+	defs["setMetadata"] = setMeta
+	defs["appSetSpec"] = map[string]any{
+		"type": "object", "additionalProperties": false, "required": []any{"generators", "template"},
+		"description": "The generators of parameter sets and the template of the apps: one app per element.",
+		"properties": map[string]any{
+			"generators": map[string]any{"type": "array", "minItems": 1, "items": map[string]any{"$ref": "#/$defs/generator"},
+				"description": "The apps are the union of every generator's elements."},
+			"template": map[string]any{"$ref": "#/$defs/template"},
+		},
+	}
+	defs["generator"] = map[string]any{
+		"type": "object", "additionalProperties": false,
+		"description": "Exactly one of list and matrix.",
+		"oneOf":       []any{map[string]any{"required": []any{"list"}}, map[string]any{"required": []any{"matrix"}}},
+		"properties": map[string]any{
+			"list": map[string]any{"type": "array", "description": "One parameter set per element: parameter name to value.",
+				"items": map[string]any{"type": "object",
+					"propertyNames":        map[string]any{"pattern": "^[A-Za-z][A-Za-z0-9_]{0,62}$"},
+					"additionalProperties": map[string]any{"type": []any{"string", "number", "boolean"}}}},
+			"matrix": map[string]any{"$ref": "#/$defs/matrix"},
+		},
+	}
+	defs["matrix"] = map[string]any{
+		"type": "object", "additionalProperties": false, "required": []any{"generators"},
+		"description": "Every element of the first generator combined with every element of the second.",
+		"properties": map[string]any{
+			"generators": map[string]any{"type": "array", "minItems": 2, "maxItems": 2, "items": map[string]any{"$ref": "#/$defs/generator"}},
+		},
+	}
+	defs["template"] = map[string]any{
+		"type": "object", "additionalProperties": false, "required": []any{"metadata", "spec"},
+		"description": "An App's metadata and spec; {{name}} in a string value is replaced by the element's parameter.",
+		"properties": map[string]any{
+			"metadata": map[string]any{"$ref": "#/$defs/metadata"},
+			"spec":     map[string]any{"$ref": "#/$defs/appSpec"},
+		},
+	}
+	return map[string]any{
+		"$schema":              "https://json-schema.org/draft/2020-12/schema",
+		"title":                "appfleet AppSet",
+		"description":          "Generates apps from one template, one per element of its generators; each is labelled appfleet.dev/appset.",
+		"type":                 "object",
+		"required":             []any{"apiVersion", "kind", "metadata", "spec"},
+		"additionalProperties": false,
+		"properties": map[string]any{
+			"apiVersion": map[string]any{"const": "appfleet.dev/v1alpha1", "description": "The manifest format version."},
+			"kind":       map[string]any{"const": "AppSet"},
+			"metadata":   map[string]any{"$ref": "#/$defs/setMetadata"},
+			"spec":       map[string]any{"$ref": "#/$defs/appSetSpec"},
+		},
+		"$defs": defs,
+	}
+}
+
+// TestSchemas_AppSetFollowsApp keeps appset.schema.json in step with app.schema.json. UPDATE_GOLDEN=1
+// rewrites it.
+func TestSchemas_AppSetFollowsApp(t *testing.T) {
+	want := appSetSchema(t)
+	if os.Getenv("UPDATE_GOLDEN") == "1" {
+		b, err := json.MarshalIndent(want, "", "  ")
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile("appset.schema.json", append(b, '\n'), 0o644))
+	}
+	got := readSchema(t, "appset.schema.json")
+	wantJSON, err := json.Marshal(want)
+	require.NoError(t, err)
+	gotJSON, err := json.Marshal(got)
+	require.NoError(t, err)
+	assert.JSONEq(t, string(wantJSON), string(gotJSON), "appset.schema.json is derived from app.schema.json; run UPDATE_GOLDEN=1 go test ./schemas")
 }

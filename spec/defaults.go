@@ -10,6 +10,7 @@ const (
 	DefaultState       = StateRunning
 	DefaultDriver      = DriverSQLite
 	DefaultIsolation   = IsolationDatabase // for postgres
+	DefaultStrategy    = StrategySpread
 )
 
 // applyDefaults is the one place defaults are set. It runs after decoding and before validation, so
@@ -31,6 +32,12 @@ func applyDefaults(m *Manifests) {
 		s := &m.Apps[i].Spec
 		if s.State == "" {
 			s.State = DefaultState
+		}
+		if s.Placement != nil && s.Placement.Strategy == "" {
+			// A copy: a generated app may share its template's placement with every other one.
+			p := *s.Placement
+			p.Strategy = DefaultStrategy
+			s.Placement = &p
 		}
 		if s.Database.Driver == "" {
 			s.Database.Driver = DefaultDriver

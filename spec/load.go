@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -92,7 +93,8 @@ type document struct {
 	pos   map[string]pos
 	typos map[string]bool // fields that an unknown field already reported was probably meant to be
 	bad   map[string]bool // values that could not be decoded, already reported
-	value any             // *Fleet, *Environment or *App
+	value any             // *Fleet, *Environment, *App or *AppSet
+	gen   *generated      // for an app an AppSet generated: which one and from which element; else nil
 }
 
 // at returns the position of path in the document, or of its closest ancestor that has one.
@@ -456,7 +458,7 @@ func lineText(data []byte, n int) string {
 	return strings.TrimRight(string(data), "\r")
 }
 
-var kinds = []string{string(KindFleet), string(KindEnvironment), string(KindApp)}
+var kinds = []string{string(KindFleet), string(KindEnvironment), string(KindApp), string(KindAppSet)}
 
 // document decodes one YAML document; it reports false when the file's budget is spent.
 func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
@@ -475,7 +477,7 @@ func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
 	}
 	kindNode, name := peek(root)
 	if kindNode == nil {
-		l.add(SeverityError, file, rootPos, "Add a kind: App, Environment or Fleet.", "missing kind in document")
+		l.add(SeverityError, file, rootPos, "Add a kind: App, AppSet, Environment or Fleet.", "missing kind in document")
 		return true
 	}
 	kind := Kind(kindNode.Value)
@@ -487,8 +489,10 @@ func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
 		value = &Environment{}
 	case KindApp:
 		value = &App{}
+	case KindAppSet:
+		value = &AppSet{}
 	default:
-		l.add(SeverityError, file, pos{kindNode.Line, kindNode.Column}, "The kinds are App, Environment and Fleet.",
+		l.add(SeverityError, file, pos{kindNode.Line, kindNode.Column}, "The kinds are App, AppSet, Environment and Fleet.",
 			"unknown kind %q%s", kindNode.Value, didYouMean(kindNode.Value, kinds))
 		return true
 	}
@@ -509,6 +513,8 @@ func (l *loader) document(file, dir string, doc *yaml.Node, budget *int) bool {
 	case *Environment:
 		v.Source = src
 	case *App:
+		v.Source = src
+	case *AppSet:
 		v.Source = src
 	}
 	l.docs = append(l.docs, &document{file: file, dir: dir, kind: kind, what: what, pos: d.pos, typos: d.typos, bad: d.bad, value: value})
@@ -538,13 +544,15 @@ func peek(root *yaml.Node) (kind *yaml.Node, name string) {
 	return kind, name
 }
 
-// build gathers the decoded documents into Manifests, reports duplicates, applies defaults and validates.
+// build gathers the decoded documents into Manifests, expands AppSets, reports duplicates, applies
+// defaults and validates.
 func (l *loader) build() *Manifests {
 	m := &Manifests{Root: l.root, Digest: hex.EncodeToString(l.digest.Sum(nil))}
 	var (
 		fleetDoc *document
 		envs     []entry[Environment]
 		apps     []entry[App]
+		sets     []entry[AppSet]
 		first    = map[string]*document{}
 	)
 	for _, doc := range l.docs {
@@ -564,6 +572,8 @@ func (l *loader) build() *Manifests {
 			name = v.Metadata.Name
 		case *App:
 			name = v.Metadata.Name
+		case *AppSet:
+			name = v.Metadata.Name
 		}
 		key := string(doc.kind) + "/" + name
 		if prev, dup := first[key]; dup && name != "" {
@@ -578,15 +588,37 @@ func (l *loader) build() *Manifests {
 			envs = append(envs, entry[Environment]{*v, doc})
 		case *App:
 			apps = append(apps, entry[App]{*v, doc})
+		case *AppSet:
+			sets = append(sets, entry[AppSet]{*v, doc})
+		}
+	}
+	// Generated apps come after every written one, so that a clash is reported at the generated app.
+	for _, s := range sets {
+		for _, g := range l.expand(s.doc, &s.v) {
+			name := g.v.Metadata.Name
+			key := string(KindApp) + "/" + name
+			if prev, dup := first[key]; dup && name != "" {
+				l.add(SeverityError, g.doc.file, g.doc.gen.at,
+					fmt.Sprintf("It is also %s. App names are unique within a fleet; change the template's name or the element.", prev.place()),
+					"duplicate App %q: %s generates it from %s", name, g.doc.what, g.doc.gen.element)
+				continue
+			}
+			first[key] = g.doc
+			apps = append(apps, g)
 		}
 	}
 	slices.SortStableFunc(envs, func(a, b entry[Environment]) int { return strings.Compare(a.v.Metadata.Name, b.v.Metadata.Name) })
 	slices.SortStableFunc(apps, func(a, b entry[App]) int { return strings.Compare(a.v.Metadata.Name, b.v.Metadata.Name) })
+	slices.SortStableFunc(sets, func(a, b entry[AppSet]) int { return strings.Compare(a.v.Metadata.Name, b.v.Metadata.Name) })
 	for _, e := range envs {
 		m.Environments = append(m.Environments, e.v)
 	}
+	m.Apps = make([]App, 0, len(apps))
 	for _, a := range apps {
 		m.Apps = append(m.Apps, a.v)
+	}
+	for _, s := range sets {
+		m.AppSets = append(m.AppSets, s.v)
 	}
 	m.Name = fleetName(m.Fleet, l.root)
 
@@ -599,12 +631,33 @@ func (l *loader) build() *Manifests {
 	for _, a := range apps {
 		v.appDocs = append(v.appDocs, a.doc)
 	}
+	for _, s := range sets {
+		v.setDocs = append(v.setDocs, s.doc)
+	}
 	v.run()
+	// The AppSet label is set after validation, which refuses labels under the reserved prefix.
+	for i, a := range apps {
+		if a.doc.gen != nil {
+			labels := make(map[string]string, len(a.v.Metadata.Labels)+1)
+			maps.Copy(labels, a.v.Metadata.Labels)
+			labels[LabelAppSet] = a.doc.gen.set
+			m.Apps[i].Metadata.Labels = labels
+		}
+	}
 	m.dirs = map[string]string{}
 	for _, doc := range l.docs {
 		m.dirs[doc.file] = doc.dir
 	}
 	return m
+}
+
+// place says where an app's document names it: "declared at crm.yaml:4:9", or for a generated app
+// `generated by AppSet "tenants" from generators[0].list[3] at tenants.yaml:12:9`.
+func (d *document) place() string {
+	if d.gen != nil {
+		return fmt.Sprintf("generated by %s from %s at %s:%d:%d", d.what, d.gen.element, d.file, d.gen.at.line, d.gen.at.col)
+	}
+	return "declared at " + d.position("metadata.name")
 }
 
 type entry[T any] struct {

@@ -22,7 +22,10 @@ type Manifests struct {
 	// Fleet is nil when no Fleet document was given.
 	Fleet        *Fleet
 	Environments []Environment
-	Apps         []App
+	// Apps holds the written apps and those AppSets generate (labelled LabelAppSet), sorted by name.
+	Apps []App
+	// AppSets are the AppSet documents, sorted by name; the apps they generate are in Apps.
+	AppSets []AppSet
 	// Digest is the hex SHA-256 of every file read, its name relative to Root and its bytes, in load
 	// order. A saved plan records it.
 	Digest string
@@ -57,6 +60,15 @@ func (m *Manifests) AppsIn(env string) []App {
 		}
 	}
 	return out
+}
+
+// AppSetNames names the declared AppSets, sorted.
+func (m *Manifests) AppSetNames() []string {
+	names := make([]string, len(m.AppSets))
+	for i, s := range m.AppSets {
+		names[i] = s.Metadata.Name
+	}
+	return names
 }
 
 // Parallelism is Fleet.spec.parallelism, or DefaultParallelism without a Fleet document.

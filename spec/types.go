@@ -15,6 +15,19 @@ const (
 	KindFleet       Kind = "Fleet"
 	KindEnvironment Kind = "Environment"
 	KindApp         Kind = "App"
+	KindAppSet      Kind = "AppSet"
+)
+
+// LabelAppSet is the label every app an AppSet generates carries: the AppSet's name. It is set by
+// loading, never written in a manifest (labels under ReservedLabelPrefix are refused there).
+const LabelAppSet = "appfleet.dev/appset"
+
+// Placement strategies: how an app with a placement selector is given an environment.
+const (
+	// StrategySpread puts each new app in the matching environment that holds the fewest apps.
+	StrategySpread = "spread"
+	// StrategyBinpack fills the matching environments in name order, each up to its maxApps.
+	StrategyBinpack = "binpack"
 )
 
 // Provider names the kind of place an environment's runtime runs in.
@@ -156,7 +169,12 @@ type App struct {
 
 // AppSpec is everything an app declares. Its JSON form (with secrets resolved) is what the runtime API takes.
 type AppSpec struct {
-	Environment string            `yaml:"environment" json:"environment"`
+	// Environment is where the app runs. Exactly one of Environment and Placement is written; the
+	// control plane fills Environment from Placement before planning.
+	Environment string `yaml:"environment,omitempty" json:"environment"`
+	// Placement lets the control plane choose the environment among those whose labels match. It is
+	// the control plane's alone: it is cleared once the environment is chosen and never sent to a runtime.
+	Placement   *Placement        `yaml:"placement,omitempty" json:"placement,omitempty"`
 	State       string            `yaml:"state,omitempty" json:"state,omitempty"`
 	Protect     bool              `yaml:"protect,omitempty" json:"protect,omitempty"`
 	Database    Database          `yaml:"database,omitempty" json:"database"`
@@ -165,6 +183,60 @@ type AppSpec struct {
 	Settings    map[string]string `yaml:"settings,omitempty" json:"settings,omitempty"`
 	Limits      Limits            `yaml:"limits,omitempty" json:"limits"`
 	Collections []Collection      `yaml:"collections,omitempty" json:"collections,omitempty"`
+}
+
+// Placement chooses an app's environment among the declared ones whose labels match Selector.
+type Placement struct {
+	// Selector holds the labels an environment must all carry; empty matches every environment.
+	Selector map[string]string `yaml:"selector,omitempty" json:"selector,omitempty"`
+	// Strategy is StrategySpread (the default) or StrategyBinpack.
+	Strategy string `yaml:"strategy,omitempty" json:"strategy,omitempty"`
+}
+
+// Matches reports whether an environment with these labels is one the placement may choose.
+func (p *Placement) Matches(labels map[string]string) bool {
+	for k, v := range p.Selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// AppSet generates apps from one template: one app per element its generators produce, each the
+// template with the element's parameters substituted for {{name}} in string values.
+type AppSet struct {
+	APIVersion string     `yaml:"apiVersion" json:"apiVersion"`
+	Kind       Kind       `yaml:"kind" json:"kind"`
+	Metadata   Metadata   `yaml:"metadata" json:"metadata"`
+	Spec       AppSetSpec `yaml:"spec" json:"spec"`
+	Source     Source     `yaml:"-" json:"-"`
+}
+
+// AppSetSpec is an AppSet's generators and the template of the apps it generates.
+type AppSetSpec struct {
+	// Generators produce the parameter sets; the apps are the union of every generator's elements.
+	Generators []Generator `yaml:"generators" json:"generators"`
+	Template   AppTemplate `yaml:"template" json:"template"`
+}
+
+// Generator produces parameter sets: exactly one of List and Matrix is set.
+type Generator struct {
+	// List holds the parameter sets as written, one map of parameter name to value per element.
+	List []map[string]string `yaml:"list,omitempty" json:"list,omitempty"`
+	// Matrix combines every element of its first generator with every element of its second.
+	Matrix *Matrix `yaml:"matrix,omitempty" json:"matrix,omitempty"`
+}
+
+// Matrix is the product of exactly two generators; they may not set the same parameter.
+type Matrix struct {
+	Generators []Generator `yaml:"generators" json:"generators"`
+}
+
+// AppTemplate is an App without apiVersion and kind: what every generated app is made from.
+type AppTemplate struct {
+	Metadata Metadata `yaml:"metadata" json:"metadata"`
+	Spec     AppSpec  `yaml:"spec" json:"spec"`
 }
 
 // Database says where an app keeps its data.

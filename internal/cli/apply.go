@@ -22,6 +22,7 @@ type applyOptions struct {
 	Parallelism   int
 	Targets       []string
 	Prune         bool
+	Rebalance     bool
 	AllowDataLoss bool
 }
 
@@ -45,6 +46,7 @@ resource changed since.`,
 	cmd.Flags().IntVar(&opts.Parallelism, "parallelism", 0, "how many actions run at once (default: Fleet spec.parallelism, else 10)")
 	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "apply only this address (environment.NAME or app.NAME) and what it depends on; repeatable")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete apps and environments this fleet owns but no longer declares")
+	cmd.Flags().BoolVar(&opts.Rebalance, "rebalance", false, "move apps placed by spread so that the environments they share hold even numbers of apps (their data goes along)")
 	cmd.Flags().BoolVar(&opts.AllowDataLoss, "allow-data-loss", false, "carry out actions that lose data (dropped fields or collections, type or driver changes)")
 	return cmd
 }
@@ -60,8 +62,8 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 	}
 	paths := opts.Args
 	if saved != nil {
-		if len(opts.Targets) > 0 || opts.Prune {
-			return fmt.Errorf("--target and --prune were fixed when %s was saved; plan again with them instead", planFile)
+		if len(opts.Targets) > 0 || opts.Prune || opts.Rebalance {
+			return fmt.Errorf("--target, --prune and --rebalance were fixed when %s was saved; plan again with them instead", planFile)
 		}
 		paths = saved.Paths
 		if len(paths) == 0 {
@@ -87,6 +89,9 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		if saved.Digest != fl.manifests.Digest {
 			return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Run 'appfleet plan --out %s' again", planFile, planFile)
 		}
+		if err := fl.pin(saved, planFile); err != nil {
+			return err
+		}
 		if changed := plan.SecretsChanged(saved, fl.desired()); len(changed) > 0 {
 			return fmt.Errorf("secrets changed since %s was saved (%s); nothing was changed. Run 'appfleet plan --out %s' again",
 				planFile, strings.Join(changed, ", "), planFile)
@@ -100,7 +105,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		}
 		p = saved
 	} else {
-		p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets})
+		p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance})
 		if p == nil {
 			return err
 		}
@@ -114,7 +119,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 	if err != nil {
 		return err
 	}
-	p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets})
+	p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance})
 	if p == nil {
 		return err
 	}

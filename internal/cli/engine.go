@@ -11,6 +11,7 @@ import (
 
 	"github.com/appfleet/appfleet/apply"
 	"github.com/appfleet/appfleet/internal/lock"
+	"github.com/appfleet/appfleet/placement"
 	"github.com/appfleet/appfleet/plan"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
@@ -18,14 +19,22 @@ import (
 
 // planBuildOptions are the plan-shaping flags shared by plan, apply and destroy.
 type planBuildOptions struct {
-	Prune   bool
-	Targets []string
-	Destroy bool
+	Prune     bool
+	Targets   []string
+	Destroy   bool
+	Rebalance bool
 }
 
-// build computes the plan from an observed snapshot; it does no I/O. A plan that is blocked (a protected
-// app would be deleted or replaced) is returned together with an error wrapping plan.ErrBlocked.
+// build places the apps that declare a placement and computes the plan from an observed snapshot; it
+// does no I/O. A plan that is blocked (a protected app would be deleted or replaced) is returned together
+// with an error wrapping plan.ErrBlocked.
 func (fl *fleet) build(snap plan.Snapshot, o planBuildOptions) (*plan.Plan, error) {
+	res, err := placement.Place(fl.resolved.Apps, fl.resolved.Environments, snap, placement.Options{Rebalance: o.Rebalance})
+	if err != nil && !o.Destroy {
+		// Destroy deletes what it finds; an app with no room anywhere is nowhere to delete.
+		return nil, err
+	}
+	fl.placed, fl.placedWhy = res.Apps, res.Why
 	p, err := plan.Build(fl.desired(), snap, plan.Options{
 		Prune:   o.Prune || fl.manifests.Prune(),
 		Targets: o.Targets,
@@ -145,7 +154,7 @@ func (fl *fleet) performer(snap plan.Snapshot, endpoints map[string]providers.En
 			}
 		}
 	}
-	for _, app := range fl.resolved.Apps {
+	for _, app := range fl.apps() {
 		perf.Apps[app.Metadata.Name] = app
 	}
 	return perf, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/appfleet/appfleet/plan"
@@ -26,6 +27,10 @@ type fleet struct {
 	stateDir  string
 	registry  providers.Registry
 	config    providers.Config
+	// placed are the resolved apps with every placement fixed to an environment, once the fleet has
+	// been observed and planned (or pinned from a saved plan); placedWhy says why, by app.
+	placed    []spec.App
+	placedWhy map[string]string
 }
 
 // secretUse says whether a command sends secrets to runtimes, and so needs their values.
@@ -77,14 +82,45 @@ func loadFleet(f *Factory, paths []string, secrets secretUse) (*fleet, error) {
 	}, nil
 }
 
-// desired is what the manifests declare, in the planner's terms, secrets resolved.
+// desired is what the manifests declare, in the planner's terms, secrets resolved and apps placed.
 func (fl *fleet) desired() plan.Desired {
 	return plan.Desired{
 		Fleet:        fl.resolved.Name,
 		Environments: fl.resolved.Environments,
-		Apps:         fl.resolved.Apps,
+		Apps:         fl.apps(),
 		Digest:       fl.resolved.Digest,
+		Placement:    fl.placedWhy,
+		AppSets:      fl.resolved.AppSetNames(),
 	}
+}
+
+// apps are the declared apps, secrets resolved, placed once the fleet has been planned.
+func (fl *fleet) apps() []spec.App {
+	if fl.placed != nil {
+		return fl.placed
+	}
+	return fl.resolved.Apps
+}
+
+// pin places the apps where a saved plan placed them, so that applying it carries out exactly that plan.
+func (fl *fleet) pin(saved *plan.Plan, planFile string) error {
+	where := make(map[string]string, len(saved.Desired.Apps))
+	for _, a := range saved.Desired.Apps {
+		where[a.Metadata.Name] = a.Spec.Environment
+	}
+	apps := slices.Clone(fl.resolved.Apps)
+	for i := range apps {
+		if apps[i].Spec.Placement == nil {
+			continue
+		}
+		env, ok := where[apps[i].Metadata.Name]
+		if !ok || env == "" {
+			return fmt.Errorf("%s does not say where app %s goes; run 'appfleet plan --out %s' again", planFile, apps[i].Metadata.Name, planFile)
+		}
+		apps[i].Spec.Environment, apps[i].Spec.Placement = env, nil
+	}
+	fl.placed, fl.placedWhy = apps, saved.Desired.Placement
+	return nil
 }
 
 // observe asks every provider and runtime what runs now. Problems that belong to no one environment

@@ -19,6 +19,7 @@ type planOptions struct {
 	DetailedExitcode bool
 	Targets          []string
 	Prune            bool
+	Rebalance        bool
 }
 
 func newPlanCmd(f *Factory) *cobra.Command {
@@ -43,6 +44,7 @@ refuses where what it observed has changed since.`,
 	cmd.Flags().BoolVar(&opts.DetailedExitcode, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when it has none")
 	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "plan only this `ADDR` (environment.NAME or app.NAME) and what it depends on; repeatable")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete apps and environments this fleet owns but no longer declares")
+	cmd.Flags().BoolVar(&opts.Rebalance, "rebalance", false, "plan moves of apps placed by spread so that the environments they share hold even numbers of apps")
 	return cmd
 }
 
@@ -58,7 +60,7 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 	if err != nil {
 		return err
 	}
-	p, err := fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets})
+	p, err := fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance})
 	if p == nil {
 		return err
 	}
