@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -150,7 +151,9 @@ func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
 			if es := snap.Environments[a.Spec.Environment]; (es.Exists && !es.Reachable) || es.Error != "" {
 				st = "unknown"
 			}
-			rep.Apps = append(rep.Apps, appStatus{Name: a.Metadata.Name, Environment: a.Spec.Environment, Declared: true, Desired: a.Spec.State, Status: st})
+			// An app placed by a selector has no environment until a plan places it.
+			env := cmp.Or(a.Spec.Environment, "(not placed)")
+			rep.Apps = append(rep.Apps, appStatus{Name: a.Metadata.Name, Environment: env, Declared: true, Desired: a.Spec.State, Status: st})
 		}
 	}
 	sort.Slice(rep.Apps, func(i, j int) bool { return rep.Apps[i].Name < rep.Apps[j].Name })
