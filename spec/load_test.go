@@ -52,6 +52,8 @@ func TestLoad_Examples(t *testing.T) {
 		{"single-app", "single-app", []string{"dev"}, []string{"notes"}},
 		{"shared-memory", "shared-memory", []string{"office"}, []string{"crm", "shop", "wiki"}},
 		{"hybrid", "hybrid", []string{"cloud", "edge", "staging"}, []string{"billing", "inventory", "portal", "reports"}},
+		{"saas-tenants", "saas-tenants", []string{"ops", "pool-a", "pool-b", "pool-c"},
+			[]string{"backoffice", "shop-acme", "shop-globex", "shop-hooli", "shop-initech", "shop-umbrella"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dir, func(t *testing.T) {

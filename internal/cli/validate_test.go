@@ -147,7 +147,7 @@ func TestValidate_Valid(t *testing.T) {
 var cwdAtStart, _ = os.Getwd()
 
 func TestValidate_Examples(t *testing.T) {
-	for _, ex := range []string{"single-app", "shared-memory", "hybrid"} {
+	for _, ex := range []string{"single-app", "shared-memory", "hybrid", "saas-tenants"} {
 		t.Run(ex, func(t *testing.T) {
 			io, _, out, errOut := TestIO(false)
 			dir := filepath.Join(cwdAtStart, "..", "..", "examples", ex)
