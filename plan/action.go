@@ -186,6 +186,10 @@ type Action struct {
 	// DataLoss is true when applying the action loses data; DataLossReasons say which.
 	DataLoss        bool     `json:"dataLoss,omitempty"`
 	DataLossReasons []string `json:"dataLossReasons,omitempty"`
+	// Unobserved is true when what the resource is now could not be observed (its environment's
+	// provider failed, or its runtime did not answer): the action is a best guess, and a plan holding
+	// one is not complete. An Unknown action is unobserved by its kind and leaves it false.
+	Unobserved bool `json:"unobserved,omitempty"`
 	// Blocked, when set, says why the action must not be applied (a protected app would be deleted or
 	// replaced). A plan with a blocked action is never applied.
 	Blocked   string    `json:"blocked,omitempty"`

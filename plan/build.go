@@ -177,7 +177,7 @@ func (b *builder) planEnvironments() {
 		case declared && !exists:
 			a.Kind, a.Reason = Create, fmt.Sprintf("create (%s runtime)", decl.Spec.Provider)
 			if st.Error != "" {
-				a.Warning = "could not be observed: " + st.Error
+				a.Warning, a.Unobserved = "could not be observed: "+st.Error, true
 			}
 		case declared && st.Provider != "" && st.Provider != decl.Spec.Provider:
 			a.Kind, a.Reason = Replace, fmt.Sprintf("replace (provider changes from %s to %s)", st.Provider, decl.Spec.Provider)
@@ -204,6 +204,9 @@ func (b *builder) planEnvironments() {
 		default:
 			a.Kind, a.Reason = NoOp, "not declared"
 			a.Warning = joinWarn("not declared; kept, use --prune to delete", a.Warning)
+		}
+		if declared && st.ProviderUnavailable {
+			a.Blocked = fmt.Sprintf("environment %s can be neither observed nor changed: %s; apply the rest of the fleet with --target", name, cmp.Or(st.Error, "its provider is not available"))
 		}
 		if a.Kind == Delete && !st.Reachable {
 			a.Warning = joinWarn(a.Warning, "its apps could not be listed; they go with the runtime")
@@ -366,6 +369,11 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 		}
 		a.Kind, a.Reason = Create, "create in "+env
 		a.Diffs = diffApp(name, app.Spec, app.Metadata.Labels, nil).diffs
+		if !exists && st.Error != "" {
+			// The environment may exist and hold the app: its provider could not tell.
+			a.Unobserved = true
+			a.Warning = fmt.Sprintf("environment %s could not be observed; the app may already exist there", env)
+		}
 		return a
 	case from != "" && len(elsewhere) == 1 && !diffApp(name, app.Spec, app.Metadata.Labels, got).replace:
 		return b.planMove(a, app, got, from, false)

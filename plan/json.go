@@ -21,7 +21,18 @@ type jsonPlan struct {
 	Complete        bool                 `json:"complete"`
 	Errored         bool                 `json:"errored"`
 	ResourceChanges []jsonResourceChange `json:"resource_changes"`
+	// DeferredChanges are the resources that could not be planned because what they depend on did not
+	// answer (Unknown actions), as Terraform lists the changes it defers; they are never in
+	// ResourceChanges, so no tool reads them as no-ops.
+	DeferredChanges []jsonDeferredChange `json:"deferred_changes,omitempty"`
 	Appfleet        jsonPlanExtra        `json:"appfleet"`
+}
+
+type jsonDeferredChange struct {
+	// Reason is one of Terraform's deferral reasons: "absent_prereq" (the runtime that holds the
+	// resource, or may hold it, did not answer).
+	Reason         string             `json:"reason"`
+	ResourceChange jsonResourceChange `json:"resource_change"`
 }
 
 type jsonPlanExtra struct {
@@ -82,6 +93,7 @@ type jsonChangeExtra struct {
 	Blocked            string         `json:"blocked,omitempty"`
 	DependsOn          []Address      `json:"depends_on,omitempty"`
 	Fingerprint        string         `json:"fingerprint"`
+	Unobserved         bool           `json:"unobserved,omitempty"`
 	ObservedGeneration int64          `json:"observed_generation,omitempty"`
 	Diffs              []jsonDiff     `json:"diffs,omitempty"`
 	Nested             []NestedChange `json:"nested,omitempty"`
@@ -97,7 +109,8 @@ type jsonDiff struct {
 }
 
 // tfActions maps a kind onto Terraform's change.actions. A move is an update: the resource keeps its
-// address and its data, only where it runs changes (from_environment says from where).
+// address and its data, only where it runs changes (from_environment says from where). An Unknown
+// action is never a no-op: RenderJSON lists it among the deferred changes, as a read.
 func tfActions(k ActionKind) []string {
 	switch k {
 	case Create:
@@ -123,7 +136,7 @@ func RenderJSON(w io.Writer, p *Plan) error {
 	out := jsonPlan{
 		FormatVersion:   JSONFormatVersion,
 		Applyable:       s.Changes() > 0 && len(p.Blocked()) == 0,
-		Complete:        len(p.Options.Targets) == 0,
+		Complete:        p.Complete(),
 		ResourceChanges: []jsonResourceChange{},
 		Appfleet: jsonPlanExtra{
 			Fleet: p.Fleet, Digest: p.Digest, Options: p.Options, Message: s.String(),
@@ -144,7 +157,7 @@ func RenderJSON(w io.Writer, p *Plan) error {
 			Appfleet: jsonChangeExtra{
 				Kind: a.Kind.String(), Reason: a.Reason, Warning: a.Warning, Placement: a.Placement, Environment: a.Environment,
 				FromEnvironment: a.FromEnvironment, DataLoss: a.DataLoss, DataLossReasons: a.DataLossReasons,
-				Blocked: a.Blocked, DependsOn: a.DependsOn, Fingerprint: a.Fingerprint,
+				Blocked: a.Blocked, DependsOn: a.DependsOn, Fingerprint: a.Fingerprint, Unobserved: a.Unobserved,
 				ObservedGeneration: a.ObservedGeneration, Nested: a.Nested,
 			},
 		}
@@ -163,7 +176,10 @@ func RenderJSON(w io.Writer, p *Plan) error {
 		rc.Change.After, rc.Change.AfterSensitive = jsonObject(a, a.After, false)
 		rc.Change.AfterUnknown = map[string]any{}
 		if a.Kind == Unknown {
-			rc.Change.After = rc.Change.Before
+			// What it will be is not known at all; what it is now is to be read once its runtime answers.
+			rc.Change.Actions, rc.Change.After, rc.Change.AfterUnknown = []string{"read"}, nil, true
+			out.DeferredChanges = append(out.DeferredChanges, jsonDeferredChange{Reason: "absent_prereq", ResourceChange: rc})
+			continue
 		}
 		out.ResourceChanges = append(out.ResourceChanges, rc)
 	}

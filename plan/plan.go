@@ -160,6 +160,21 @@ func (p *Plan) Unknown() []*Action {
 	return out
 }
 
+// Complete reports whether the plan covers the whole fleet as it is: no target narrowed it and every
+// resource it acts on was observed. An incomplete plan may be applied, but the fleet needs another
+// plan once what was not observed answers.
+func (p *Plan) Complete() bool {
+	if len(p.Options.Targets) > 0 {
+		return false
+	}
+	for _, a := range p.Actions {
+		if a.Unobserved || a.Kind == Unknown {
+			return false
+		}
+	}
+	return true
+}
+
 // DataLoss returns the actions that lose data, in plan order; apply refuses them unless allowed.
 func (p *Plan) DataLoss() []*Action {
 	var out []*Action

@@ -36,7 +36,6 @@ func TestRenderJSONTerraform(t *testing.T) {
 		{"start-stop", "app.a", tfjson.Actions{tfjson.ActionUpdate}, "start"},
 		{"start-stop", "app.b", tfjson.Actions{tfjson.ActionUpdate}, "stop"},
 		{"prune-off", "app.legacy", tfjson.Actions{tfjson.ActionNoop}, "no-op"},
-		{"unreachable", "app.shop", tfjson.Actions{tfjson.ActionNoop}, "unknown"},
 		{"move", "app.crm", tfjson.Actions{tfjson.ActionUpdate}, "move"},
 		{"move-resume", "app.shop", tfjson.Actions{tfjson.ActionUpdate}, "move"},
 		{"move-driver", "app.crm", tfjson.Actions{tfjson.ActionDelete, tfjson.ActionCreate}, "replace"},
@@ -76,6 +75,51 @@ func TestRenderJSONTerraform(t *testing.T) {
 					assert.Equal(t, tt.kind, c.Appfleet.Kind)
 					assert.NotEmpty(t, c.Appfleet.Fingerprint)
 				}
+			}
+		})
+	}
+}
+
+// TestRenderJSONTruth: a JSON plan is complete only when every resource it acts on was observed and no
+// target narrowed it; an app that could not be planned is a deferred change, never a no-op; a plan that
+// acts on an environment whose provider is unavailable is not applyable.
+func TestRenderJSONTruth(t *testing.T) {
+	tests := []struct {
+		fixture             string
+		complete, applyable bool
+		deferred            []string
+	}{
+		{"mixed", true, true, nil},
+		{"targets", false, true, nil},
+		{"unreachable", false, true, []string{"app.shop"}},
+		{"move-unreachable", false, true, []string{"app.crm", "app.shop"}},
+		{"provider-unavailable", false, false, nil},
+		{"provider-unavailable-target", false, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			p := buildFixture(t, tt.fixture)
+			var b bytes.Buffer
+			require.NoError(t, RenderJSON(&b, p))
+			var tp tfjson.Plan
+			require.NoError(t, json.Unmarshal(b.Bytes(), &tp))
+			require.NoError(t, tp.Validate())
+			require.NotNil(t, tp.Complete)
+			assert.Equal(t, tt.complete, *tp.Complete, "complete")
+			var raw struct {
+				Applyable bool `json:"applyable"`
+			}
+			require.NoError(t, json.Unmarshal(b.Bytes(), &raw))
+			assert.Equal(t, tt.applyable, raw.Applyable, "applyable")
+			var deferred []string
+			for _, d := range tp.DeferredChanges {
+				deferred = append(deferred, d.ResourceChange.Address)
+				assert.Equal(t, "absent_prereq", d.Reason)
+				assert.False(t, d.ResourceChange.Change.Actions.NoOp(), "%s: an app that was not observed is no no-op", d.ResourceChange.Address)
+			}
+			assert.Equal(t, tt.deferred, deferred)
+			for _, rc := range tp.ResourceChanges {
+				assert.NotContains(t, tt.deferred, rc.Address, "a deferred change is not a resource change")
 			}
 		})
 	}

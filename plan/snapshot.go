@@ -26,6 +26,10 @@ type EnvironmentState struct {
 	Reachable bool `json:"reachable"`
 	// Error says why the environment could not be observed or reached; the plan shows it.
 	Error string `json:"error,omitempty"`
+	// ProviderUnavailable is true when the provider that runs the environment could not be built (it is
+	// not in this build, or refuses its configuration): the environment can be neither observed nor
+	// changed, so a plan that acts on it cannot be applied.
+	ProviderUnavailable bool `json:"providerUnavailable,omitempty"`
 	// SpecHash is spec.Environment.SpecHash of the spec the runtime was last applied with.
 	SpecHash string `json:"specHash,omitempty"`
 	// Spec is the spec the runtime was last applied with, when the provider recorded it; the plan then

@@ -153,7 +153,7 @@ func (o *observer) declared(ctx context.Context, env spec.Environment) (st plan.
 	defer recoverInto(&st)
 	p, err := o.provider(env.Spec.Provider)
 	if err != nil {
-		st.Error = err.Error()
+		st.Error, st.ProviderUnavailable = err.Error(), true
 		return st, Endpoint{}
 	}
 	obs, err := p.Observe(ctx, env)
