@@ -47,4 +47,14 @@ type EnvironmentState struct {
 type NestedChange struct {
 	Address string `json:"address"`
 	Action  string `json:"action"` // create, update, delete, replace, no-op
+	// Reason says why, for display only (a docker container replaced for a runtime upgrade).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Text is the change's action, with its reason when it has one.
+func (n NestedChange) Text() string {
+	if n.Reason == "" {
+		return n.Action
+	}
+	return n.Action + " (" + n.Reason + ")"
 }

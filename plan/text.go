@@ -151,7 +151,7 @@ func (t textWriter) action(a *Action, col int) {
 		fmt.Fprintf(t.w, "%s%s\n", t.paint(diffColor(d.Kind), line), val)
 	}
 	for _, n := range a.Nested {
-		fmt.Fprintf(t.w, "      %s %-*s%s\n", nestedSymbol(n.Action), col-8, n.Address, n.Action)
+		fmt.Fprintf(t.w, "      %s %-*s%s\n", nestedSymbol(n.Action), col-8, n.Address, n.Text())
 	}
 	for _, r := range a.DataLossReasons {
 		if a.Kind.Changes() {
