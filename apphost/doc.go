@@ -3,6 +3,13 @@
 // migrating, error), serves the management API of DESIGN.md and each app's data API, hibernates idle
 // apps and wakes them on their next request, and exposes health and Prometheus metrics.
 //
+// One runtime per data dir: New takes an exclusive flock on DATA_DIR/runtime.lock before it touches
+// anything else in the data dir and holds it until Close (the kernel drops it if the process dies). The
+// holder writes {"pid", "address", "instance", "started"} into that file (address once bound). A second
+// runtime on the same dir fails at once with an error naming the holder's pid and address. Other
+// processes (the local provider) read it with runtimelock.Read, which imports nothing of apphost; the
+// same instance id and the absolute data dir are in GET /v1/runtime.
+//
 // Isolation rules this package keeps:
 //   - No lock shared by apps is held during an app's I/O. The runtime's map lock guards only the map;
 //     each app serialises its own lifecycle (opMu) and its own database use (a one-slot semaphore).

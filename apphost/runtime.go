@@ -19,6 +19,7 @@ import (
 
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/apphost/registry"
+	"github.com/appfleet/appfleet/apphost/runtimelock"
 	"github.com/appfleet/appfleet/apphost/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -50,7 +51,9 @@ type Runtime struct {
 	cfg       Config
 	log       *slog.Logger
 	reg       *registry.Registry
-	id        string // short random id of this data dir, part of PostgreSQL database names
+	lock      *runtimelock.Lock // held from New to Close: one runtime per data dir
+	dataDir   string            // absolute
+	id        string            // short random id of this data dir, part of PostgreSQL database names
 	startedAt time.Time
 	metrics   *prometheus.Registry
 
@@ -63,9 +66,10 @@ type Runtime struct {
 	panics       atomic.Int64
 }
 
-// New opens (creating when needed) the data dir and its registry and restores every app to its
-// desired state. Apps' databases are opened lazily, on their first request.
-func New(ctx context.Context, cfg Config) (*Runtime, error) {
+// New opens (creating when needed) the data dir, takes its lock (runtimelock: a second runtime on the
+// same dir gets a *runtimelock.HeldError naming the first), opens its registry and restores every app
+// to its desired state. Apps' databases are opened lazily, on their first request.
+func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data dir is required")
 	}
@@ -82,7 +86,25 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "apps"), filepath.Join(cfg.DataDir, "archive"), filepath.Join(cfg.DataDir, "tmp")} {
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	// Nothing in the data dir is touched before the lock is ours: a second runtime must not archive,
+	// clean up or open what the first one is using.
+	lk, err := runtimelock.Acquire(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = lk.Release()
+		}
+	}()
+	for _, d := range []string{filepath.Join(cfg.DataDir, "apps"), filepath.Join(cfg.DataDir, "archive"), filepath.Join(cfg.DataDir, "tmp")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create data dir: %w", err)
 		}
@@ -100,8 +122,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{
-		cfg: cfg, log: cfg.Logger, reg: reg, startedAt: time.Now(),
+	rt = &Runtime{
+		cfg: cfg, log: cfg.Logger, reg: reg, lock: lk, dataDir: dataDir, startedAt: time.Now(),
 		apps: map[string]*app{}, hosts: map[string]*app{},
 	}
 	if rt.id, err = reg.Meta(ctx, "runtime_id"); err == nil && rt.id == "" {
@@ -134,7 +156,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	rt.metrics = newMetrics(rt)
 	rt.mux = rt.routes()
-	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", cfg.DataDir)
+	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", dataDir, "instance", lk.Info().Instance)
 	return rt, nil
 }
 
@@ -146,6 +168,9 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(rt.log.Handler(), slog.LevelWarn),
+	}
+	if err := rt.lock.SetAddress(ln.Addr().String()); err != nil {
+		rt.log.Warn("could not record the address in the data dir's lock file", "error", err)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -185,8 +210,13 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		a.release()
 	}
 	rt.log.Info("every database closed")
-	return rt.reg.Close()
+	err := rt.reg.Close()
+	return errors.Join(err, rt.lock.Release())
 }
+
+// Instance is the random id this runtime made at start: GET /v1/runtime reports it and the data dir's
+// lock file records it.
+func (rt *Runtime) Instance() string { return rt.lock.Info().Instance }
 
 // startReaper starts the one goroutine that hibernates idle apps.
 func (rt *Runtime) startReaper() func() {
@@ -288,6 +318,8 @@ func (rt *Runtime) runtimeInfo() api.Runtime {
 	return api.Runtime{
 		Name:          rt.cfg.Name,
 		Version:       rt.cfg.Version,
+		Instance:      rt.Instance(),
+		DataDir:       rt.dataDir,
 		StartedAt:     rt.startedAt.UTC(),
 		UptimeSeconds: time.Since(rt.startedAt).Seconds(),
 		Apps:          counts,

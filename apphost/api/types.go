@@ -85,9 +85,17 @@ type AppList struct {
 }
 
 // Runtime is the body of GET /v1/runtime.
+//
+// Instance and DataDir identify the process: Instance is a random id the runtime makes each time it
+// starts and also records in DATA_DIR/runtime.lock (package apphost/runtimelock), and DataDir is its
+// data dir as an absolute path. A control plane that started a runtime checks both before it trusts
+// that what answers on an address is that runtime: another program, or another runtime that took the
+// port, answers with something else.
 type Runtime struct {
 	Name          string         `json:"name"`
 	Version       string         `json:"version"`
+	Instance      string         `json:"instance"`
+	DataDir       string         `json:"dataDir"`
 	StartedAt     time.Time      `json:"startedAt"`
 	UptimeSeconds float64        `json:"uptimeSeconds"`
 	Apps          map[string]int `json:"apps"` // count by status, plus "total"

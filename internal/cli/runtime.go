@@ -87,7 +87,11 @@ to its desired state.
 
 The management API needs the bearer token from --token-file (generated, mode 0600, when the file is
 absent). The address the runtime really listens on (also with port 0) is printed on stderr and written to
-DATA_DIR/runtime.addr. SIGTERM or Ctrl-C stops it gracefully.`,
+DATA_DIR/runtime.addr. SIGTERM or Ctrl-C stops it gracefully.
+
+One runtime per data dir: the runtime holds an exclusive lock on DATA_DIR/runtime.lock for its whole life
+and records its pid, address and instance id there; a second runtime on the same dir exits 1 at once and
+names the first.`,
 		Annotations: map[string]string{annotationLongRunning: "true"},
 		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
