@@ -293,7 +293,19 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 				"unknown field %q in %s%s", name, d.what, didYouMean(name, info.names))
 			continue
 		}
+		d.keyAt(p.key, joinPath(path, name))
 		d.decode(p.val, v.Field(i), joinPath(path, name))
+	}
+}
+
+// keySuffix marks, in a document's positions, the position of the key that holds a path's value.
+const keySuffix = "#key"
+
+// keyAt records where the key of path is, for problems about the key being there ("spec.local is set
+// but ...") rather than about its value.
+func (d *decoder) keyAt(key *yaml.Node, path string) {
+	if _, seen := d.pos[path+keySuffix]; !seen {
+		d.pos[path+keySuffix] = pos{key.Line, key.Column}
 	}
 }
 
@@ -311,6 +323,7 @@ func (d *decoder) mapValue(n *yaml.Node, v reflect.Value, path string) {
 	}
 	for _, p := range d.pairs(n) {
 		elem := reflect.New(t.Elem()).Elem()
+		d.keyAt(p.key, joinPath(path, p.key.Value))
 		d.decode(p.val, elem, joinPath(path, p.key.Value))
 		v.SetMapIndex(reflect.ValueOf(p.key.Value).Convert(t.Key()), elem)
 	}

@@ -110,6 +110,14 @@ func (d *document) at(path string) pos {
 	}
 }
 
+// keyAt returns the position of the key that holds path's value, else that of the value (see at).
+func (d *document) keyAt(path string) pos {
+	if p, ok := d.pos[path+keySuffix]; ok {
+		return p
+	}
+	return d.at(path)
+}
+
 // parentPath drops the last element of a path: "a.b[0]" -> "a.b" -> "a" -> "".
 func parentPath(path string) string {
 	if i := strings.LastIndexAny(path, ".["); i >= 0 {
@@ -403,8 +411,8 @@ func (l *loader) syntaxError(file string, data []byte, err error) {
 		msg = m[2]
 		if strings.HasPrefix(msg, "did not find expected") {
 			// The parser (unlike the scanner) reports the 0-based line where the construct it could not
-			// finish begins: point at that line.
-			line++
+			// finish begins, which may be far above the line that is wrong: find that line.
+			line = wrongLine(data, msg, line+1)
 		}
 		if h, ok := syntaxHints[msg]; ok {
 			detail = h
@@ -426,6 +434,46 @@ func (l *loader) syntaxError(file string, data []byte, err error) {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
 	l.add(SeverityError, file, p, detail, "invalid YAML: %s", msg)
+}
+
+// wrongLine finds the line that makes a YAML text fail with the parser's message msg, given the line
+// from where the construct it could not finish begins: the first line whose text, read up to and with
+// it, fails the same way. It costs a few parses (a binary search), and only on the way to an error.
+func wrongLine(data []byte, msg string, from int) int {
+	ends := []int{} // ends[i] is the offset just past line i+1
+	for i, c := range data {
+		if c == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(ends) == 0 || ends[len(ends)-1] != len(data) {
+		ends = append(ends, len(data))
+	}
+	fails := func(line int) bool {
+		dec := yaml.NewDecoder(bytes.NewReader(data[:ends[line-1]]))
+		for {
+			var n yaml.Node
+			err := decodeSafely(dec, &n)
+			if err == nil {
+				continue
+			}
+			m := yamlLineErr.FindStringSubmatch(err.Error())
+			return m != nil && m[2] == msg
+		}
+	}
+	lo, hi := max(from, 1), len(ends)
+	if lo > hi || !fails(hi) {
+		return min(from, len(ends))
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // syntaxHints are better hints for the YAML parser's commonest complaints.

@@ -225,7 +225,18 @@ func TestLoad_Diagnostics(t *testing.T) {
 		{
 			name: "provider blocks",
 			yaml: "apiVersion: appfleet.dev/v1alpha1\nkind: Environment\nmetadata: {name: dev}\nspec:\n  provider: local\n  docker: {image: x}\n",
-			want: []string{`m.yaml:6:11: spec.docker is set but Environment "dev" uses provider "local"`},
+			want: []string{`m.yaml:6:3: spec.docker is set but Environment "dev" uses provider "local"`},
+		},
+		{
+			// A problem with a field being there points at its key, not at the value lines below.
+			name: "provider block written as a block",
+			yaml: "apiVersion: appfleet.dev/v1alpha1\nkind: Environment\nmetadata: {name: dev}\nspec:\n  provider: docker\n  local:\n    listen: 127.0.0.1:7000\n",
+			want: []string{`m.yaml:6:3: spec.local is set but Environment "dev" uses provider "docker"`},
+		},
+		{
+			name: "sqlite with a dsn block",
+			yaml: envDev + "---\n" + appDoc("crm", "dev") + "  database:\n    driver: sqlite\n    dsn:\n      fromEnv: X\n",
+			want: []string{`m.yaml:13:5: spec.database.dsn is set but App "crm" uses sqlite`},
 		},
 		{
 			name: "merge keys and anchors",
@@ -424,7 +435,13 @@ func TestLoad_SyntaxErrors(t *testing.T) {
 	}{
 		{"bad indentation", "kind: Environment\nmetadata:\n  name: dev\n bad: x\n", "<stdin>:4:2: invalid YAML: did not find expected key"},
 		{"unclosed flow mapping", "kind: Environment\nmetadata: {name: dev\nspec:\n  provider: local\n", "<stdin>:2:1: invalid YAML: did not find expected ',' or '}'"},
-		{"list item after value", "kind: App\nmetadata: {name: x}\nspec:\n  environment: dev\n  - a\n", "<stdin>:4:3: invalid YAML: did not find expected key"},
+		{"list item after value", "kind: App\nmetadata: {name: x}\nspec:\n  environment: dev\n  - a\n", "<stdin>:5:3: invalid YAML: did not find expected key"},
+		// The parser names the line where the list of fields starts; the line that is wrong is far below.
+		{"misindented item deep in a list", "kind: App\nmetadata: {name: x}\nspec:\n  collections:\n    - name: c\n      fields:\n" +
+			"        - {name: a, type: string}\n        - {name: b, type: string}\n        - {name: c, type: string}\n       - {name: d, type: string}\n",
+			"<stdin>:10:8: invalid YAML: did not find expected key"},
+		{"in a later document", envDev + "---\nkind: App\nmetadata:\n  name: x\nspec:\n  settings:\n    a: b\n    c: d\n   e: f\n",
+			"<stdin>:13:4: invalid YAML: did not find expected key"},
 		{"unclosed quote", "kind: App\nspec:\n  environment: \"dev\n", "<stdin>:3:"},
 		{"colon in value", "kind: App\nspec:\n  environment: a: b\n", "<stdin>:3:3: invalid YAML: mapping values are not allowed in this context"},
 		{"reserved character", "kind: App\nspec:\n  environment: @dev\n", "<stdin>:3:3: invalid YAML: found character that cannot start any token"},

@@ -62,6 +62,16 @@ type genKey struct {
 // errorf reports a problem at path, unless the value there (or one holding it) could not be decoded
 // and was reported already.
 func (v *validator) errorf(doc *document, path, detail, format string, args ...any) {
+	v.errorAt(doc, path, doc.at(path), detail, format, args...)
+}
+
+// keyErrorf is errorf for a problem with a field being there at all ("spec.local is set but ..."): it
+// points at the field's key, not at its value, which may start lines below.
+func (v *validator) keyErrorf(doc *document, path, detail, format string, args ...any) {
+	v.errorAt(doc, path, doc.keyAt(path), detail, format, args...)
+}
+
+func (v *validator) errorAt(doc *document, path string, at pos, detail, format string, args ...any) {
 	for p := path; ; p = parentPath(p) {
 		if doc.bad[p] {
 			return
@@ -70,17 +80,21 @@ func (v *validator) errorf(doc *document, path, detail, format string, args ...a
 			break
 		}
 	}
-	v.emit(doc, SeverityError, path, detail, fmt.Sprintf(format, args...))
+	v.emitAt(doc, SeverityError, at, detail, fmt.Sprintf(format, args...))
 }
 
 // emit reports a problem at path of doc. A generated app's problem is held until flushGenerated, which
 // reports it once with the apps and elements it concerns.
 func (v *validator) emit(doc *document, severity, path, detail, summary string) {
+	v.emitAt(doc, severity, doc.at(path), detail, summary)
+}
+
+func (v *validator) emitAt(doc *document, severity string, at pos, detail, summary string) {
 	if doc.gen == nil {
-		v.l.add(severity, doc.file, doc.at(path), detail, "%s", summary)
+		v.l.add(severity, doc.file, at, detail, "%s", summary)
 		return
 	}
-	k := genKey{severity: severity, file: doc.file, summary: summary, detail: detail, at: doc.at(path)}
+	k := genKey{severity: severity, file: doc.file, summary: summary, detail: detail, at: at}
 	if v.genDiags == nil {
 		v.genDiags = map[genKey][]*document{}
 	}
@@ -249,7 +263,7 @@ func (v *validator) environment(doc *document, e *Environment) {
 	}{{ProviderLocal, s.Local != nil}, {ProviderDocker, s.Docker != nil}, {ProviderTerraform, s.Terraform != nil}}
 	for _, b := range blocks {
 		if b.set && b.name != s.Provider && slices.Contains(providers, s.Provider) {
-			v.errorf(doc, "spec."+b.name, fmt.Sprintf("Remove spec.%s, or set provider: %s; only the block of the provider in use may be set.", b.name, b.name),
+			v.keyErrorf(doc, "spec."+b.name, fmt.Sprintf("Remove spec.%s, or set provider: %s; only the block of the provider in use may be set.", b.name, b.name),
 				"spec.%s is set but %s uses provider %q", b.name, doc.what, s.Provider)
 		}
 	}
@@ -400,7 +414,7 @@ func (v *validator) docker(doc *document, d *DockerSpec) {
 // dockerTLS checks that the TLS files of a tcp:// Docker host are there to read.
 func (v *validator) dockerTLS(doc *document, d *DockerSpec) {
 	if !strings.HasPrefix(d.Host, "tcp://") && !strings.HasPrefix(d.Host, "https://") {
-		v.errorf(doc, "spec.docker.tls", "TLS files are for a tcp:// host; set spec.docker.host to tcp://HOST:2376, or remove spec.docker.tls.",
+		v.keyErrorf(doc, "spec.docker.tls", "TLS files are for a tcp:// host; set spec.docker.host to tcp://HOST:2376, or remove spec.docker.tls.",
 			"spec.docker.tls is set but %s has no tcp:// docker host", doc.what)
 		return
 	}
@@ -595,11 +609,11 @@ func (v *validator) database(doc *document, db *Database) {
 	switch db.Driver {
 	case DriverSQLite:
 		if db.DSN != nil {
-			v.errorf(doc, "spec.database.dsn", "An sqlite database is a file in the runtime's data directory; remove dsn, or set driver: postgres.",
+			v.keyErrorf(doc, "spec.database.dsn", "An sqlite database is a file in the runtime's data directory; remove dsn, or set driver: postgres.",
 				"spec.database.dsn is set but %s uses sqlite", doc.what)
 		}
 		if db.Isolation != "" {
-			v.errorf(doc, "spec.database.isolation", "Remove isolation; it applies to postgres only.",
+			v.keyErrorf(doc, "spec.database.isolation", "Remove isolation; it applies to postgres only.",
 				"spec.database.isolation is set but %s uses sqlite", doc.what)
 		}
 	case DriverPostgres:
