@@ -194,14 +194,18 @@ func (b *builder) planEnvironments() {
 				// The provider keeps no spec (or one that hashes otherwise): the hash is all there is to show.
 				a.Diffs = []FieldDiff{{Path: "specHash", Kind: FieldChange, Before: orNone(st.SpecHash), After: decl.SpecHash()}}
 			}
-		case declared && hasNested(st.Changes):
-			a.Kind, a.Reason = Update, fmt.Sprintf("update (%s plans changes; apps and data kept)", decl.Spec.Provider)
 		case declared && !st.Running:
 			a.Kind, a.Reason = Update, "update (runtime not running; started again with apps and data kept)"
+		case declared && hasNested(st.Changes):
+			a.Kind, a.Reason = Update, fmt.Sprintf("update (%s plans changes; apps and data kept)", decl.Spec.Provider)
 		case declared && !st.Reachable:
 			a.Kind, a.Reason = Update, "update (runtime not reachable; restarted with apps and data kept)"
 		case declared:
 			a.Kind, a.Reason = NoOp, "up to date"
+			if n := driftCount(st.Changes); n > 0 {
+				a.Warning = joinWarn(a.Warning, fmt.Sprintf("%d %s changed outside %s; its plan changes nothing",
+					n, plural(n, "resource", "resources"), decl.Spec.Provider))
+			}
 		case b.o.Prune:
 			a.Kind, a.Reason = Delete, "delete (not declared, pruned; runtime stopped, its data archived)"
 		default:
@@ -665,12 +669,17 @@ func envStatus(st EnvironmentState) string {
 }
 
 func hasNested(cs []NestedChange) bool {
+	return slices.ContainsFunc(cs, NestedChange.Changes)
+}
+
+func driftCount(cs []NestedChange) int {
+	n := 0
 	for _, c := range cs {
-		if c.Action != "" && c.Action != "no-op" {
-			return true
+		if c.Drift {
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func orNone(s string) string { return cmp.Or(s, "(none)") }

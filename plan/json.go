@@ -1,9 +1,11 @@
 package plan
 
 import (
+	"cmp"
 	"encoding/json"
 	"io"
 	"maps"
+	"strings"
 
 	"github.com/appfleet/appfleet/spec"
 )
@@ -21,6 +23,8 @@ type jsonPlan struct {
 	Complete        bool                 `json:"complete"`
 	Errored         bool                 `json:"errored"`
 	ResourceChanges []jsonResourceChange `json:"resource_changes"`
+	// ResourceDrift holds what a provider's own planner found changed outside it (Terraform's drift).
+	ResourceDrift []jsonResourceChange `json:"resource_drift,omitempty"`
 	// DeferredChanges are the resources that could not be planned because what they depend on did not
 	// answer (Unknown actions), as Terraform lists the changes it defers; they are never in
 	// ResourceChanges, so no tool reads them as no-ops.
@@ -62,14 +66,26 @@ type jsonBlocked struct {
 }
 
 type jsonResourceChange struct {
-	Address      string          `json:"address"`
-	Mode         string          `json:"mode"`
-	Type         string          `json:"type"`
-	Name         string          `json:"name"`
-	ProviderName string          `json:"provider_name"`
-	Change       jsonChange      `json:"change"`
-	ActionReason string          `json:"action_reason,omitempty"`
-	Appfleet     jsonChangeExtra `json:"appfleet"`
+	Address       string     `json:"address"`
+	ModuleAddress string     `json:"module_address,omitempty"`
+	Mode          string     `json:"mode"`
+	Type          string     `json:"type"`
+	Name          string     `json:"name"`
+	ProviderName  string     `json:"provider_name"`
+	Change        jsonChange `json:"change"`
+	ActionReason  string     `json:"action_reason,omitempty"`
+	// Appfleet is a *jsonChangeExtra for appfleet's own resources, a jsonNestedExtra for a provider's.
+	Appfleet any `json:"appfleet"`
+}
+
+// jsonNestedExtra marks a resource change of a provider's own planner, nested under an environment.
+type jsonNestedExtra struct {
+	Kind        string     `json:"kind"` // always "nested"
+	Environment string     `json:"environment"`
+	Address     string     `json:"address"` // the provider's own address, without the environment prefix
+	Reason      string     `json:"reason,omitempty"`
+	Drift       bool       `json:"drift,omitempty"`
+	Diffs       []jsonDiff `json:"diffs,omitempty"`
 }
 
 type jsonChange struct {
@@ -82,21 +98,21 @@ type jsonChange struct {
 }
 
 type jsonChangeExtra struct {
-	Kind               string         `json:"kind"`
-	Reason             string         `json:"reason"`
-	Warning            string         `json:"warning,omitempty"`
-	Placement          string         `json:"placement,omitempty"`
-	Environment        string         `json:"environment,omitempty"`
-	FromEnvironment    string         `json:"from_environment,omitempty"`
-	DataLoss           bool           `json:"data_loss"`
-	DataLossReasons    []string       `json:"data_loss_reasons,omitempty"`
-	Blocked            string         `json:"blocked,omitempty"`
-	DependsOn          []Address      `json:"depends_on,omitempty"`
-	Fingerprint        string         `json:"fingerprint"`
-	Unobserved         bool           `json:"unobserved,omitempty"`
-	ObservedGeneration int64          `json:"observed_generation,omitempty"`
-	Diffs              []jsonDiff     `json:"diffs,omitempty"`
-	Nested             []NestedChange `json:"nested,omitempty"`
+	Kind               string          `json:"kind"`
+	Reason             string          `json:"reason"`
+	Warning            string          `json:"warning,omitempty"`
+	Placement          string          `json:"placement,omitempty"`
+	Environment        string          `json:"environment,omitempty"`
+	FromEnvironment    string          `json:"from_environment,omitempty"`
+	DataLoss           bool            `json:"data_loss"`
+	DataLossReasons    []string        `json:"data_loss_reasons,omitempty"`
+	Blocked            string          `json:"blocked,omitempty"`
+	DependsOn          []Address       `json:"depends_on,omitempty"`
+	Fingerprint        string          `json:"fingerprint"`
+	Unobserved         bool            `json:"unobserved,omitempty"`
+	ObservedGeneration int64           `json:"observed_generation,omitempty"`
+	Diffs              []jsonDiff      `json:"diffs,omitempty"`
+	Nested             []jsonNestedRef `json:"nested,omitempty"`
 }
 
 type jsonDiff struct {
@@ -151,19 +167,15 @@ func RenderJSON(w io.Writer, p *Plan) error {
 		out.Appfleet.DataLoss = append(out.Appfleet.DataLoss, a.Address)
 	}
 	for _, a := range p.Actions {
+		extra := &jsonChangeExtra{
+			Kind: a.Kind.String(), Reason: a.Reason, Warning: a.Warning, Placement: a.Placement, Environment: a.Environment,
+			FromEnvironment: a.FromEnvironment, DataLoss: a.DataLoss, DataLossReasons: a.DataLossReasons,
+			Blocked: a.Blocked, DependsOn: a.DependsOn, Fingerprint: a.Fingerprint, Unobserved: a.Unobserved,
+			ObservedGeneration: a.ObservedGeneration, Nested: nestedSummary(a.Nested), Diffs: jsonDiffs(a.Diffs),
+		}
 		rc := jsonResourceChange{
 			Address: string(a.Address), Mode: "managed", Type: string(a.ResourceType), Name: a.Name,
-			ProviderName: ProviderName,
-			Appfleet: jsonChangeExtra{
-				Kind: a.Kind.String(), Reason: a.Reason, Warning: a.Warning, Placement: a.Placement, Environment: a.Environment,
-				FromEnvironment: a.FromEnvironment, DataLoss: a.DataLoss, DataLossReasons: a.DataLossReasons,
-				Blocked: a.Blocked, DependsOn: a.DependsOn, Fingerprint: a.Fingerprint, Unobserved: a.Unobserved,
-				ObservedGeneration: a.ObservedGeneration, Nested: a.Nested,
-			},
-		}
-		for _, d := range a.Diffs {
-			rc.Appfleet.Diffs = append(rc.Appfleet.Diffs, jsonDiff{Path: d.Path, Kind: string(d.Kind),
-				Before: d.Before, After: d.After, Sensitive: d.Sensitive, DataLoss: d.DataLoss})
+			ProviderName: ProviderName, Appfleet: extra,
 		}
 		switch {
 		case a.Kind == Replace:
@@ -182,10 +194,79 @@ func RenderJSON(w io.Writer, p *Plan) error {
 			continue
 		}
 		out.ResourceChanges = append(out.ResourceChanges, rc)
+		for _, n := range a.Nested {
+			if n.Drift {
+				out.ResourceDrift = append(out.ResourceDrift, jsonNested(a, n))
+			} else {
+				out.ResourceChanges = append(out.ResourceChanges, jsonNested(a, n))
+			}
+		}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// nestedSummary is the address and action of each nested change, as the environment's own entry lists them.
+func nestedSummary(ns []NestedChange) []jsonNestedRef {
+	var out []jsonNestedRef
+	for _, n := range ns {
+		out = append(out, jsonNestedRef{Address: n.Address, Action: n.Action, Drift: n.Drift})
+	}
+	return out
+}
+
+type jsonNestedRef struct {
+	Address string `json:"address"`
+	Action  string `json:"action"`
+	Drift   bool   `json:"drift,omitempty"`
+}
+
+func jsonDiffs(ds []FieldDiff) []jsonDiff {
+	var out []jsonDiff
+	for _, d := range ds {
+		out = append(out, jsonDiff{Path: d.Path, Kind: string(d.Kind), Before: d.Before, After: d.After,
+			Sensitive: d.Sensitive, DataLoss: d.DataLoss})
+	}
+	return out
+}
+
+// jsonNested is a nested change as a resource change of its own, its address prefixed by its
+// environment's ("environment.cloud.module.runtime.terraform_data.server"), so that Terraform's tools
+// list it beside appfleet's resources.
+func jsonNested(a *Action, n NestedChange) jsonResourceChange {
+	prefix := string(a.Address) + "."
+	rc := jsonResourceChange{
+		Address: prefix + n.Address, Mode: cmp.Or(n.Mode, "managed"), Type: n.Type, Name: n.Name,
+		ProviderName: n.ProviderName,
+		Appfleet: jsonNestedExtra{Kind: "nested", Environment: a.Name, Address: n.Address, Reason: n.Reason,
+			Drift: n.Drift, Diffs: jsonDiffs(n.Diffs)},
+	}
+	if i := strings.LastIndex(n.Address, "."+n.Type+"."); n.Type != "" && i > 0 {
+		rc.ModuleAddress = prefix + n.Address[:i]
+	} else {
+		rc.ModuleAddress = string(a.Address)
+	}
+	switch n.Action {
+	case "replace":
+		rc.Change.Actions = []string{"delete", "create"}
+	case "":
+		rc.Change.Actions = []string{"no-op"}
+	default:
+		rc.Change.Actions = []string{n.Action}
+	}
+	rc.Change.Before, rc.Change.After = n.Before, n.After
+	rc.Change.AfterUnknown = orEmpty(n.AfterUnknown)
+	rc.Change.BeforeSensitive = orEmpty(n.BeforeSensitive)
+	rc.Change.AfterSensitive = orEmpty(n.AfterSensitive)
+	return rc
+}
+
+func orEmpty(v any) any {
+	if v == nil {
+		return map[string]any{}
+	}
+	return v
 }
 
 // jsonObject is one side of a change as a JSON object with secrets masked, and its sensitivity mask.

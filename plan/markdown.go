@@ -67,7 +67,7 @@ func diffMarked(line string) string {
 		marker = "-"
 	case strings.HasPrefix(trimmed, "+"):
 		marker = "+"
-	case strings.HasPrefix(trimmed, "~"), strings.HasPrefix(trimmed, "!"), strings.HasPrefix(trimmed, "?"),
+	case strings.HasPrefix(trimmed, "~"), strings.HasPrefix(trimmed, "±"), strings.HasPrefix(trimmed, "!"), strings.HasPrefix(trimmed, "?"),
 		strings.HasPrefix(trimmed, "▶"), strings.HasPrefix(trimmed, "■"):
 		marker = "!"
 	}

@@ -204,3 +204,62 @@ func TestActionKindText(t *testing.T) {
 	assert.Error(t, k.UnmarshalText([]byte("explode")))
 	assert.Equal(t, "ActionKind(42)", ActionKind(42).String())
 }
+
+// TestRenderJSONNested checks that a provider's own resource changes are resource changes of their own in
+// the JSON plan, addressed under their environment, drift apart in resource_drift, and that terraform-json
+// still reads the file.
+func TestRenderJSONNested(t *testing.T) {
+	p := buildFixture(t, "terraform")
+	var b bytes.Buffer
+	require.NoError(t, RenderJSON(&b, p))
+	var tp tfjson.Plan
+	require.NoError(t, json.Unmarshal(b.Bytes(), &tp))
+	require.NoError(t, tp.Validate())
+
+	byAddr := map[string]*tfjson.ResourceChange{}
+	for _, c := range tp.ResourceChanges {
+		byAddr[c.Address] = c
+	}
+	rc := byAddr["environment.changed.module.runtime.terraform_data.server"]
+	require.NotNil(t, rc, "the nested change is a resource change of its own")
+	assert.Equal(t, tfjson.Actions{tfjson.ActionDelete, tfjson.ActionCreate}, rc.Change.Actions)
+	assert.Equal(t, "terraform_data", rc.Type)
+	assert.Equal(t, "server", rc.Name)
+	assert.Equal(t, "environment.changed.module.runtime", rc.ModuleAddress)
+	assert.Equal(t, "terraform.io/builtin/terraform", rc.ProviderName)
+	assert.Equal(t, map[string]any{"input": map[string]any{"token_file": true}}, rc.Change.AfterSensitive)
+	assert.Equal(t, map[string]any{"input": map[string]any{"log_level": "debug", "token_file": "(sensitive)"}}, rc.Change.After)
+	require.NotNil(t, byAddr["environment.dead.module.runtime.terraform_data.server"])
+	require.NotNil(t, byAddr["environment.changed"], "the environment's own entry stays")
+
+	require.Len(t, tp.ResourceDrift, 1)
+	assert.Equal(t, "environment.drifted.module.runtime.terraform_data.server", tp.ResourceDrift[0].Address)
+	assert.Equal(t, tfjson.Actions{tfjson.ActionUpdate}, tp.ResourceDrift[0].Change.Actions)
+	assert.Nil(t, byAddr["environment.drifted.module.runtime.terraform_data.server"], "drift is not a pending change")
+
+	var raw struct {
+		ResourceChanges []struct {
+			Address  string          `json:"address"`
+			Appfleet jsonNestedExtra `json:"appfleet"`
+		} `json:"resource_changes"`
+	}
+	require.NoError(t, json.Unmarshal(b.Bytes(), &raw))
+	for _, c := range raw.ResourceChanges {
+		if c.Address == "environment.changed.module.runtime.terraform_data.server" {
+			assert.Equal(t, jsonNestedExtra{Kind: "nested", Environment: "changed", Address: "module.runtime.terraform_data.server",
+				Reason: "an attribute that forces replacement changes",
+				Diffs: []jsonDiff{{Path: "input.log_level", Kind: "change", Before: `"info"`, After: `"debug"`},
+					{Path: "input.token_file", Kind: "change", Before: "(sensitive)", After: "(sensitive)", Sensitive: true}}}, c.Appfleet)
+		}
+	}
+}
+
+// TestRenderMarkdownNested checks that nested changes and their attributes sit in the diff block.
+func TestRenderMarkdownNested(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, RenderMarkdown(&b, buildFixture(t, "terraform")))
+	md := b.String()
+	assert.Contains(t, md, "!     ± module.runtime.terraform_data.server  replace (an attribute that forces replacement changes)\n")
+	assert.Contains(t, md, "!         ~ input.log_level                   \"info\" -> \"debug\"\n")
+	assert.Contains(t, md, "drift: update (changed outside Terraform)")
+}

@@ -43,12 +43,42 @@ type EnvironmentState struct {
 	Changes []NestedChange `json:"changes,omitempty"`
 }
 
-// NestedChange is one change of a provider's own planner.
+// NestedChange is one change of a provider's own planner (Terraform's), shown nested under its
+// environment. The provider that reports it masks every sensitive value: no field holds a secret.
 type NestedChange struct {
+	// Address is the provider's own address of the resource: module.runtime.terraform_data.server.
 	Address string `json:"address"`
-	Action  string `json:"action"` // create, update, delete, replace, no-op
-	// Reason says why, for display only (a docker container replaced for a runtime upgrade).
+	// Action is create, update, delete, replace, read or no-op.
+	Action string `json:"action"`
+	// Drift marks a change made outside the provider's planner since it last applied (Terraform's
+	// resource_drift): shown for information, it is not something apply does.
+	Drift bool `json:"drift,omitempty"`
+	// Reason says why, when the provider's planner or appfleet gives one ("the runtime does not answer").
 	Reason string `json:"reason,omitempty"`
+	// Mode, Type, Name and ProviderName are Terraform's, for the JSON plan.
+	Mode         string `json:"mode,omitempty"`
+	Type         string `json:"type,omitempty"`
+	Name         string `json:"name,omitempty"`
+	ProviderName string `json:"providerName,omitempty"`
+	// Diffs are the changed attributes, sensitive ones as "(sensitive)".
+	Diffs []FieldDiff `json:"diffs,omitempty"`
+	// Before and After are the resource's attributes (sensitive ones as "(sensitive)"), with Terraform's
+	// masks of the values that are sensitive or known only after apply.
+	Before          any `json:"before,omitempty"`
+	After           any `json:"after,omitempty"`
+	AfterUnknown    any `json:"afterUnknown,omitempty"`
+	BeforeSensitive any `json:"beforeSensitive,omitempty"`
+	AfterSensitive  any `json:"afterSensitive,omitempty"`
+}
+
+// Changes reports whether the change is something apply does (not drift, not a no-op or a read).
+func (n NestedChange) Changes() bool {
+	switch n.Action {
+	case "create", "update", "delete", "replace":
+		return !n.Drift
+	default:
+		return false
+	}
 }
 
 // Text is the change's action, with its reason when it has one.

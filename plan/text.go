@@ -98,6 +98,9 @@ func column(p *Plan) int {
 		}
 		for _, n := range a.Nested {
 			col = max(col, 8+len(n.Address)+2)
+			for _, d := range n.Diffs {
+				col = max(col, 12+len(d.Path)+2)
+			}
 		}
 	}
 	return col
@@ -151,7 +154,7 @@ func (t textWriter) action(a *Action, col int) {
 		fmt.Fprintf(t.w, "%s%s\n", t.paint(diffColor(d.Kind), line), val)
 	}
 	for _, n := range a.Nested {
-		fmt.Fprintf(t.w, "      %s %-*s%s\n", nestedSymbol(n.Action), col-8, n.Address, n.Text())
+		t.nested(n, col)
 	}
 	for _, r := range a.DataLossReasons {
 		if a.Kind.Changes() {
@@ -163,6 +166,38 @@ func (t textWriter) action(a *Action, col int) {
 	}
 	if a.Blocked != "" {
 		fmt.Fprintf(t.w, "      %s\n", t.paint(ansiRed, "✗ blocked: "+a.Blocked))
+	}
+}
+
+// nested writes one change of the provider's own planner and its changed attributes, one level deeper
+// than the action's own field diffs.
+func (t textWriter) nested(n NestedChange, col int) {
+	desc := n.Text()
+	if n.Drift {
+		desc = "drift: " + desc
+	}
+	c := nestedColor(n)
+	fmt.Fprintf(t.w, "%s%s\n", t.paint(c, fmt.Sprintf("      %s %-*s", nestedSymbol(n.Action), col-8, n.Address)), desc)
+	for _, d := range n.Diffs {
+		line := fmt.Sprintf("          %s %-*s", d.Kind.Symbol(), col-12, d.Path)
+		fmt.Fprintf(t.w, "%s%s\n", t.paint(diffColor(d.Kind), line), diffText(d))
+	}
+}
+
+func nestedColor(n NestedChange) string {
+	switch {
+	case n.Drift:
+		return ansiYellow
+	case n.Action == "create":
+		return ansiGreen
+	case n.Action == "delete":
+		return ansiRed
+	case n.Action == "replace":
+		return ansiMagenta
+	case n.Action == "update":
+		return ansiYellow
+	default:
+		return ""
 	}
 }
 

@@ -29,6 +29,9 @@ type Endpoint struct {
 // ResourceChange is one change a provider's own planner (Terraform) would make, shown nested under the environment.
 type ResourceChange = plan.NestedChange
 
+// FieldDiff is one changed attribute of a ResourceChange.
+type FieldDiff = plan.FieldDiff
+
 // Observed is what a provider sees of one environment's runtime.
 type Observed struct {
 	Environment string `json:"environment"`

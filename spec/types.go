@@ -145,9 +145,29 @@ type DockerTLS struct {
 
 // TerraformSpec configures a runtime on infrastructure made by the user's Terraform module.
 type TerraformSpec struct {
-	Module    string         `yaml:"module" json:"module"`
+	// Module is the module's source: a local directory (./ or ../, relative to the manifest, or absolute)
+	// or any remote source Terraform understands (git::https://..., a registry address).
+	Module string `yaml:"module" json:"module"`
+	// Variables are passed to the module as they are; the names appfleet sets itself (TerraformReservedVariables)
+	// may not appear.
 	Variables map[string]any `yaml:"variables,omitempty" json:"variables,omitempty"`
+	// Backend is where Terraform keeps the environment's state; nil means local state in the working dir.
+	Backend *TerraformBackend `yaml:"backend,omitempty" json:"backend,omitempty"`
+	// Binary is the terraform executable: a name looked up on the PATH or a path (relative to the
+	// manifest); empty means "terraform" on the PATH. It is never downloaded.
+	Binary string `yaml:"binary,omitempty" json:"binary,omitempty"`
 }
+
+// TerraformBackend is a Terraform backend block: its type ("s3", "gcs", "pg", "local", ...) and settings.
+type TerraformBackend struct {
+	Type   string         `yaml:"type" json:"type"`
+	Config map[string]any `yaml:"config,omitempty" json:"config,omitempty"`
+}
+
+// TerraformReservedVariables are the module variables appfleet sets itself, each only when the module
+// declares it: the runtime's token (sensitive), the environment's and fleet's names, the path of the
+// appfleet binary, and the runtime's settings from spec.runtime.
+var TerraformReservedVariables = []string{"token", "environment", "fleet", "appfleet_binary", "idle_timeout", "max_apps"}
 
 // RuntimeSpec holds settings of the runtime process itself.
 type RuntimeSpec struct {

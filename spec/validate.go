@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -449,20 +450,61 @@ func (v *validator) terraform(doc *document, t *TerraformSpec) {
 			"missing spec.terraform.module in %s", doc.what)
 		return
 	}
-	if !IsLocalModule(t.Module) {
-		return
+	if IsLocalModule(t.Module) {
+		dir := SecretRef{FromFile: t.Module}.Path(doc.dir)
+		st, err := os.Stat(dir)
+		switch {
+		case err != nil:
+			v.errorf(doc, "spec.terraform.module", "A relative module path is relative to the manifest's directory.",
+				"terraform module %s of %s cannot be read: %v", t.Module, doc.what, pathErr(err))
+		case !st.IsDir():
+			v.errorf(doc, "spec.terraform.module", "Point module at the directory that holds the module's .tf files.",
+				"terraform module %s of %s is not a directory", t.Module, doc.what)
+		}
 	}
-	dir := SecretRef{FromFile: t.Module}.Path(doc.dir)
-	st, err := os.Stat(dir)
-	switch {
-	case err != nil:
-		v.errorf(doc, "spec.terraform.module", "A relative module path is relative to the manifest's directory.",
-			"terraform module %s of %s cannot be read: %v", t.Module, doc.what, pathErr(err))
-	case !st.IsDir():
-		v.errorf(doc, "spec.terraform.module", "Point module at the directory that holds the module's .tf files.",
-			"terraform module %s of %s is not a directory", t.Module, doc.what)
+	for _, name := range slices.Sorted(maps.Keys(t.Variables)) {
+		path := "spec.terraform.variables." + name
+		switch {
+		case slices.Contains(TerraformReservedVariables, name):
+			v.errorf(doc, path, fmt.Sprintf("appfleet passes %s to the module itself when the module declares it (%s); remove it from variables.",
+				name, quoteList(TerraformReservedVariables, "and")),
+				"spec.terraform.variables sets %q in %s, which appfleet sets", name, doc.what)
+		case !terraformIdentifier.MatchString(name):
+			v.errorf(doc, path, "A Terraform variable name has letters, digits, '_' and '-', starting with a letter or '_'.",
+				"invalid Terraform variable name %q in %s", truncate(name, 80), doc.what)
+		}
+	}
+	if b := t.Backend; b != nil {
+		switch {
+		case b.Type == "":
+			v.missingf(doc, "spec.terraform.backend.type", "spec.terraform.backend", "Set backend.type to a Terraform backend such as s3, gcs, azurerm, pg or local, or leave backend out for local state in the working dir.",
+				"missing spec.terraform.backend.type in %s", doc.what)
+		case !terraformBackendType.MatchString(b.Type):
+			v.errorf(doc, "spec.terraform.backend.type", "A backend type is a Terraform backend's name such as s3, gcs, azurerm, pg or local.",
+				"invalid spec.terraform.backend.type %q in %s", truncate(b.Type, 80), doc.what)
+		case b.Type == "remote" || b.Type == "cloud":
+			v.errorf(doc, "spec.terraform.backend.type", "HCP Terraform runs plans remotely, where appfleet cannot read them; use a state-only backend such as s3, gcs, azurerm or pg.",
+				"backend %q of %s is not supported", b.Type, doc.what)
+		}
+	}
+	if t.Binary != "" && strings.ContainsRune(t.Binary, '/') {
+		bin := SecretRef{FromFile: t.Binary}.Path(doc.dir)
+		st, err := os.Stat(bin)
+		switch {
+		case err != nil:
+			v.errorf(doc, "spec.terraform.binary", "A relative binary path is relative to the manifest's directory; a name without '/' is looked up on the PATH.",
+				"terraform binary %s of %s cannot be read: %v", t.Binary, doc.what, pathErr(err))
+		case st.IsDir() || st.Mode().Perm()&0o111 == 0:
+			v.errorf(doc, "spec.terraform.binary", "Point binary at the terraform executable.",
+				"terraform binary %s of %s is not an executable file", t.Binary, doc.what)
+		}
 	}
 }
+
+var (
+	terraformIdentifier  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	terraformBackendType = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
 
 // IsLocalModule reports whether a Terraform module source is a local directory (Terraform's own rule:
 // it starts with ./ or ../, or is absolute).

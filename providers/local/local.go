@@ -74,8 +74,8 @@ func New(cfg providers.Config) (providers.Provider, error) {
 // dirs returns the environment's paths, refusing a name that would escape the state dir (the manifest
 // validator already requires DNS labels; this guards callers that skip it).
 func (p *Provider) dirs(name string) (envDirs, error) {
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return envDirs{}, fmt.Errorf("environment %q: not a valid environment name", name)
+	if _, err := providers.EnvDir(p.stateDir, name); err != nil {
+		return envDirs{}, err
 	}
 	return newEnvDirs(p.stateDir, name), nil
 }
@@ -170,15 +170,15 @@ func (p *Provider) keep(ctx context.Context, prev runtimeState, d envDirs, token
 	url := endpointURL(prev.Listen)
 	gone := func() error {
 		if !alive(prev.PID, d.data) {
-			return errExited
+			return providers.ErrExited
 		}
 		return nil
 	}
-	err = waitReady(ctx, url, token, gone, p.readyTimeout)
+	err = providers.WaitReady(ctx, url, token, gone, p.readyTimeout)
 	switch {
 	case err == nil:
 		return providers.Endpoint{URL: url, Token: token}, true, nil
-	case errors.Is(err, errExited):
+	case errors.Is(err, providers.ErrExited):
 		return providers.Endpoint{}, false, nil
 	default:
 		return providers.Endpoint{}, false, fmt.Errorf("%w; see %s", err, d.log)
@@ -271,9 +271,9 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 		select {
 		case err := <-waited:
 			if err == nil {
-				return errExited
+				return providers.ErrExited
 			}
-			return fmt.Errorf("%w: %w", errExited, err)
+			return fmt.Errorf("%w: %w", providers.ErrExited, err)
 		default:
 			return nil
 		}
@@ -296,7 +296,7 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 		_ = stopProcess(st.PID, d.data, p.stopGrace)
 		return runtimeState{}, fmt.Errorf("write %s: %w", d.state, err)
 	}
-	if err := waitReady(ctx, endpointURL(addr), token, exited, p.readyTimeout); err != nil {
+	if err := providers.WaitReady(ctx, endpointURL(addr), token, exited, p.readyTimeout); err != nil {
 		_ = stopProcess(st.PID, d.data, p.stopGrace)
 		msg := fmt.Sprintf("%v (listen %s, log %s)", err, addr, d.log)
 		if tail := logTail(d.log, offset, logTailLines); tail != "" {
@@ -325,35 +325,15 @@ func (p *Provider) Destroy(_ context.Context, env spec.Environment) error {
 	if err := stopProcess(st.PID, d.data, p.stopGrace); err != nil {
 		return fmt.Errorf("environment %q: %w", name, err)
 	}
-	archive, err := p.archivePath(name)
-	if err != nil {
-		return fmt.Errorf("environment %q: archive: %w", name, err)
-	}
-	if err := os.Rename(d.root, archive); err != nil {
-		return fmt.Errorf("environment %q: archive: %w", name, err)
+	if _, err := providers.ArchiveEnvDir(p.stateDir, name); err != nil {
+		return fmt.Errorf("environment %q: %w", name, err)
 	}
 	return nil
 }
 
-// archivePath returns a new, unused <state-dir>/archive/environments/<name>-<UTC time> path.
-func (p *Provider) archivePath(name string) (string, error) {
-	parent := filepath.Join(p.stateDir, dirArchive, dirEnvironments)
-	if err := os.MkdirAll(parent, 0o700); err != nil {
-		return "", err
-	}
-	base := filepath.Join(parent, name+"-"+time.Now().UTC().Format("20060102T150405Z"))
-	path := base
-	for i := 2; ; i++ {
-		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-			return path, nil
-		}
-		path = base + "-" + strconv.Itoa(i)
-	}
-}
-
 // List returns every environment under the state dir that fleet owns, sorted by name.
 func (p *Provider) List(_ context.Context, fleet string) ([]providers.Observed, error) {
-	entries, err := os.ReadDir(filepath.Join(p.stateDir, dirEnvironments))
+	entries, err := os.ReadDir(filepath.Join(p.stateDir, providers.DirEnvironments))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -2,7 +2,6 @@ package local
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/appfleet/appfleet/apphost"
-	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -175,38 +173,6 @@ func endpointURL(addr string) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
-}
-
-// errExited is what waitReady returns when the runtime's process ended before it answered.
-var errExited = errors.New("runtime exited before it was ready")
-
-// waitReady polls GET /readyz until it answers 200, ctx ends, bound passes, or exited (checked between
-// probes) reports that the process is gone.
-func waitReady(ctx context.Context, url, token string, exited func() error, bound time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, bound)
-	defer cancel()
-	client := api.NewClient(url, token)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		probe, cancelProbe := context.WithTimeout(ctx, time.Second)
-		last := client.Ready(probe)
-		cancelProbe()
-		if last == nil {
-			return nil
-		}
-		if err := exited(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("runtime did not answer %s/readyz within %s (last: %v)", url, bound, last)
-			}
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
 }
 
 // logTail returns the last lines of the log written from offset on, for an error message.

@@ -9,17 +9,16 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
 
 // File and directory names inside an environment's directory.
 const (
-	dirEnvironments = "environments"
-	dirArchive      = "archive"
-	dirData         = "data"
-	fileState       = "runtime.json"
-	fileToken       = "token"
-	fileLog         = "runtime.log"
+	dirData   = "data"
+	fileState = "runtime.json"
+	fileToken = "token"
+	fileLog   = "runtime.log"
 )
 
 // runtimeState is runtime.json: what the provider knows of the runtime it last started.
@@ -44,7 +43,7 @@ type envDirs struct {
 }
 
 func newEnvDirs(stateDir, name string) envDirs {
-	root := filepath.Join(stateDir, dirEnvironments, name)
+	root := filepath.Join(stateDir, providers.DirEnvironments, name)
 	return envDirs{
 		root:  root,
 		data:  filepath.Join(root, dirData),

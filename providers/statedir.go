@@ -1,0 +1,95 @@
+package providers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/appfleet/appfleet/apphost/api"
+)
+
+// Directory names under a fleet's state dir that every provider shares.
+const (
+	DirEnvironments = "environments"
+	DirArchive      = "archive"
+)
+
+// EnvDir returns <stateDir>/environments/<name>, where a provider keeps one environment's files. It
+// refuses a name that would escape the state dir (the manifest validator already requires DNS labels;
+// this guards callers that skip it).
+func EnvDir(stateDir, name string) (string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
+		return "", fmt.Errorf("environment %q: not a valid environment name", name)
+	}
+	return filepath.Join(stateDir, DirEnvironments, name), nil
+}
+
+// ArchiveEnvDir moves an environment's directory, data included, to a new
+// <stateDir>/archive/environments/<name>-<UTC time> directory and returns that path. Nothing is deleted:
+// moving the directory back restores the environment. A directory that does not exist is not an error
+// and gives "".
+func ArchiveEnvDir(stateDir, name string) (string, error) {
+	dir, err := EnvDir(stateDir, name)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	parent := filepath.Join(stateDir, DirArchive, DirEnvironments)
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
+	base := filepath.Join(parent, name+"-"+time.Now().UTC().Format("20060102T150405Z"))
+	path := base
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		path = base + "-" + strconv.Itoa(i)
+	}
+	if err := os.Rename(dir, path); err != nil {
+		return "", fmt.Errorf("archive: %w", err)
+	}
+	return path, nil
+}
+
+// ErrExited is what WaitReady returns when the runtime's process ended before it answered.
+var ErrExited = errors.New("runtime exited before it was ready")
+
+// WaitReady polls GET /readyz until it answers 200, ctx ends, bound passes, or exited (checked between
+// probes; nil means never) reports that the process is gone.
+func WaitReady(ctx context.Context, url, token string, exited func() error, bound time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	client := api.NewClient(url, token)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		probe, cancelProbe := context.WithTimeout(ctx, time.Second)
+		last := client.Ready(probe)
+		cancelProbe()
+		if last == nil {
+			return nil
+		}
+		if exited != nil {
+			if err := exited(); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			if ctx.Err() == context.DeadlineExceeded {
+				return fmt.Errorf("runtime did not answer %s/readyz within %s (last: %v)", url, bound, last)
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package terraform_test
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/appfleet/appfleet/internal/testbin"
+	"github.com/appfleet/appfleet/providers"
+	"github.com/appfleet/appfleet/providers/providertest"
+	"github.com/appfleet/appfleet/providers/terraform"
+	"github.com/appfleet/appfleet/spec"
+)
+
+// binary is the real appfleet command, built once for the package's tests.
+var binary string
+
+func TestMain(m *testing.M) { os.Exit(testbin.Main(m, &binary)) }
+
+const fleet = "acme"
+
+// module is examples/terraform-local's module: the one users start from, applied for real.
+var module, _ = filepath.Abs("../../examples/terraform-local/runtime")
+
+func needTerraform(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("terraform is not on the PATH; these tests apply real modules with it")
+	}
+}
+
+func newEnv(name string, vars map[string]any) spec.Environment {
+	return spec.Environment{
+		APIVersion: spec.APIVersion,
+		Kind:       spec.KindEnvironment,
+		Metadata:   spec.Metadata{Name: name},
+		Spec: spec.EnvironmentSpec{
+			Provider:  spec.ProviderTerraform,
+			Terraform: &spec.TerraformSpec{Module: module, Variables: vars},
+			Runtime:   spec.RuntimeSpec{MaxApps: 100, IdleTimeout: spec.Duration{Duration: 10 * time.Minute}},
+		},
+	}
+}
+
+func newProvider(t *testing.T, stateDir string) providers.Provider {
+	t.Helper()
+	p, err := terraform.New(providers.Config{Fleet: fleet, StateDir: stateDir, Binary: binary})
+	require.NoError(t, err)
+	return p
+}
+
+// pidOf is the pid of the runtime the example module started, from the pid file in its data dir.
+func pidOf(t *testing.T, obs providers.Observed) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(obs.Detail["workingDir"], "data", "runtime.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	return pid
+}
+
+// busyAddr returns a loopback address something listens on until the test ends.
+func busyAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().String()
+}
+
+func TestConformance(t *testing.T) {
+	needTerraform(t)
+	providertest.Run(t, func(t *testing.T) providertest.Target {
+		return providertest.Target{
+			Provider: newProvider(t, t.TempDir()),
+			Fleet:    fleet,
+			Env:      newEnv("dev", nil),
+			Crash: func(t *testing.T, obs providers.Observed) {
+				require.NoError(t, syscall.Kill(pidOf(t, obs), syscall.SIGKILL))
+			},
+			Conflict: func(t *testing.T) (spec.Environment, string) {
+				addr := busyAddr(t)
+				return newEnv("dev", map[string]any{"listen": addr}), addr
+			},
+		}
+	})
+}
+
+func processGone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return err != nil || len(b) == 0
+}
+
+// TestWorkingDir checks the working dir's layout and that the token reaches Terraform only through the
+// 0600 var file: never in the root module, a command line or a plan's nested changes.
+func TestWorkingDir(t *testing.T) {
+	needTerraform(t)
+	stateDir := t.TempDir()
+	p := newProvider(t, stateDir)
+	env := newEnv("dev", map[string]any{"log_level": "info"})
+	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
+	ep, err := p.Apply(t.Context(), env)
+	require.NoError(t, err)
+
+	dir := filepath.Join(stateDir, "environments", "dev")
+	fi, err := os.Stat(dir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), fi.Mode().Perm(), "Terraform's state holds the token: the working dir is private")
+	fi, err = os.Stat(filepath.Join(dir, "appfleet.tfvars.json"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	main, err := os.ReadFile(filepath.Join(dir, "main.tf.json"))
+	require.NoError(t, err)
+	assert.NotContains(t, string(main), ep.Token)
+	assert.Contains(t, string(main), `"appfleet_binary": "`+binary+`"`, "the module declares appfleet_binary: it is passed")
+	assert.Contains(t, string(main), `"log_level": "info"`)
+
+	// The runtime got the token from a file, not its command line or environment.
+	obs, err := p.Observe(t.Context(), env)
+	require.NoError(t, err)
+	pid := pidOf(t, obs)
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	require.NoError(t, err)
+	assert.NotContains(t, string(cmdline), ep.Token)
+	environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	require.NoError(t, err)
+	assert.NotContains(t, string(environ), ep.Token)
+	assert.Empty(t, obs.Changes, "nothing to change right after apply")
+
+	// A change of a module variable is a nested change, with its attribute, and no secret in it.
+	changed := newEnv("dev", map[string]any{"log_level": "debug"})
+	obs, err = p.Observe(t.Context(), changed)
+	require.NoError(t, err)
+	require.NotEmpty(t, obs.Changes)
+	c := obs.Changes[0]
+	assert.Equal(t, "module.runtime.terraform_data.server", c.Address)
+	assert.Equal(t, "replace", c.Action)
+	assert.Contains(t, c.Diffs, providers.FieldDiff{Path: "triggers_replace.log_level", Kind: "change", Before: `"info"`, After: `"debug"`})
+	assert.NotContains(t, strings.Join(strings.Fields(strings.TrimSpace(jsonOf(t, obs.Changes))), ""), ep.Token)
+
+	// Destroy stops the runtime and archives the working dir.
+	require.NoError(t, p.Destroy(t.Context(), changed))
+	assert.True(t, processGone(pid), "the runtime is gone after destroy")
+	assert.NoDirExists(t, dir)
+	archived, err := filepath.Glob(filepath.Join(stateDir, "archive", "environments", "dev-*", "data", "registry.db"))
+	require.NoError(t, err)
+	assert.Len(t, archived, 1, "the data is archived, not deleted")
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
