@@ -165,41 +165,58 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 	return obs, nil
 }
 
-// List returns the environments fleet owns on the default Docker host (the one DOCKER_HOST names, else
-// the local engine), sorted by name. Environments on hosts that only a manifest names are found through
-// Observe; a machine with no engine at all owns nothing here.
+// List returns the environments fleet owns, sorted by name, on every Docker host this provider has
+// reached (the hosts the manifests name, once observed) and on the default host (DOCKER_HOST, else the
+// local engine, when it has one). An environment found through two hosts that reach one engine is
+// reported through a host the manifests name. A host that the manifests no longer name is not searched.
 func (p *Provider) List(ctx context.Context, fleet string) ([]providers.Observed, error) {
-	if effectiveHost(nil) == "" {
-		if _, err := os.Stat(defaultSocket); errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, observeTimeout)
 	defer cancel()
-	h, err := p.hostOf(ctx, nil, "")
-	if err != nil {
-		return nil, err
+	p.mu.Lock()
+	keys := make([]string, 0, len(p.hosts))
+	for k := range p.hosts {
+		keys = append(keys, k)
 	}
-	res, err := h.cli.ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
-		Filters: client.Filters{}.Add("label", providers.LabelFleet+"="+fleet),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list containers on %s: %w", h.display(), err)
+	p.mu.Unlock()
+	sort.Strings(keys)
+	var hosts []*host
+	for _, k := range keys {
+		p.mu.Lock()
+		h := p.hosts[k]
+		p.mu.Unlock()
+		if h != nil && k != hostKey(nil, "") {
+			hosts = append(hosts, h)
+		}
+	}
+	if _, err := os.Stat(defaultSocket); effectiveHost(nil) != "" || err == nil {
+		h, err := p.hostOf(ctx, nil, "")
+		if err != nil {
+			return nil, err
+		}
+		hosts = append(hosts, h)
 	}
 	var out []providers.Observed
 	seen := map[string]bool{}
-	for _, c := range res.Items {
-		env := c.Labels[providers.LabelEnvironment]
-		if env == "" || c.Labels[labelRole] != "" || seen[env] {
-			continue
+	for _, h := range hosts {
+		res, err := h.cli.ContainerList(ctx, client.ContainerListOptions{
+			All:     true,
+			Filters: client.Filters{}.Add("label", providers.LabelFleet+"="+fleet),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list containers on %s: %w", h.display(), err)
 		}
-		cur, err := p.inspectRef(ctx, h, c.ID, fleet, env)
-		if err != nil || cur == nil {
-			continue // gone meanwhile, or not this provider's
+		for _, c := range res.Items {
+			env := c.Labels[providers.LabelEnvironment]
+			if env == "" || c.Labels[labelRole] != "" || seen[env] {
+				continue
+			}
+			cur, err := p.inspectRef(ctx, h, c.ID, fleet, env)
+			if err != nil || cur == nil {
+				continue // gone meanwhile, or not this provider's
+			}
+			seen[env] = true
+			out = append(out, p.observed(ctx, h, cur, nil))
 		}
-		seen[env] = true
-		out = append(out, p.observed(ctx, h, cur, nil))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Environment < out[j].Environment })
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"testing"
@@ -23,7 +24,25 @@ import (
 // binary is the real appfleet command, built once for the package's tests; images are built from it.
 var binary string
 
-func TestMain(m *testing.M) { os.Exit(testbin.Main(m, &binary)) }
+// TestMain builds the binary, runs the tests, and removes the image the tests built from the binary
+// (unless a container still uses it).
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "appfleet-docker-test-")
+	if err == nil {
+		binary, err = testbin.Build(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	if cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation()); err == nil {
+		removeImagesOf(cli, binary)
+		_ = cli.Close()
+	}
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // engine returns a client of the local Docker engine, or skips the test when none answers.
 func engine(t *testing.T) *client.Client {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -89,14 +88,10 @@ func dial(d *spec.DockerSpec, dir string) (*host, error) {
 			// The HTTP requests go through `docker system dial-stdio` on the remote; the host name in
 			// them is never resolved.
 			opts = append(opts,
-				client.WithHTTPClient(&http.Client{Transport: &http.Transport{
-					DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-						return t.command(ctx, "docker", "system", "dial-stdio")
-					},
-					MaxIdleConns:    4,
-					IdleConnTimeout: 30 * time.Second,
-				}}),
 				client.WithHost("http://docker.invalid"),
+				client.WithDialContext(func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return t.command(ctx, "docker", "system", "dial-stdio")
+				}),
 			)
 		default:
 			return nil, fmt.Errorf("docker host %q: unknown scheme %q (use unix://, tcp:// or ssh://)", raw, u.Scheme)
