@@ -75,6 +75,14 @@ func dial(d *spec.DockerSpec, dir string) (*host, error) {
 			h.scheme = "tcp"
 			opts = append(opts, client.WithHost("tcp://"+u.Host))
 			if d != nil && d.TLS != nil {
+				for _, f := range []struct{ field, path string }{{"ca", d.TLS.CA}, {"cert", d.TLS.Cert}, {"key", d.TLS.Key}} {
+					if f.path == "" {
+						continue
+					}
+					if _, err := os.Stat(d.TLS.Path(f.path, dir)); err != nil {
+						return nil, fmt.Errorf("docker host %s: TLS file %s (spec.docker.tls.%s): %w", raw, f.path, f.field, err)
+					}
+				}
 				opts = append(opts, client.WithTLSClientConfig(d.TLS.Path(d.TLS.CA, dir), d.TLS.Path(d.TLS.Cert, dir), d.TLS.Path(d.TLS.Key, dir)))
 			} else if os.Getenv("DOCKER_CERT_PATH") != "" && (d == nil || d.Host == "") {
 				opts = append(opts, client.WithTLSClientConfigFromEnv())
