@@ -104,7 +104,9 @@ func TestNameClashRefused(t *testing.T) {
 	res, err := cli.ContainerCreate(t.Context(), client.ContainerCreateOptions{Name: name,
 		Config: &container.Config{Image: obs.Detail["image"], Labels: map[string]string{"owner": "someone-else"}}})
 	require.NoError(t, err)
-	t.Cleanup(func() { _, _ = cli.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true}) })
+	t.Cleanup(func() {
+		_, _ = cli.ContainerRemove(context.Background(), res.ID, client.ContainerRemoveOptions{Force: true})
+	})
 
 	for _, op := range []struct {
 		name string
