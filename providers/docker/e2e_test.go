@@ -249,3 +249,26 @@ func fileSHA256(path string) string {
 	_, _ = io.Copy(h, f)
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// TestHybridDockerHalf applies the docker environment of examples/hybrid and its app, beside the local
+// one, with the binary: the halves whose providers this build has. (The terraform environment is applied
+// by the terraform provider's tests.)
+func TestHybridDockerHalf(t *testing.T) {
+	cli := engine(t)
+	dir, fleet := exampleCopy(t, cli, "hybrid")
+	replaceIn(t, filepath.Join(dir, "fleet.yaml"), "name: hybrid", "name: "+fleet)
+	targets := []string{"--target", "environment.staging", "--target", "app.inventory", "--target", "environment.edge", "--target", "app.portal"}
+	t.Cleanup(func() { appfleet(t, binary, dir, append([]string{"destroy", "--yes"}, targets...)...) })
+
+	must(t, binary, dir, append([]string{"apply", "--yes"}, targets...)...)
+	ep := endpointOf(t, binary, dir, "staging")
+	items := ep + "/apps/inventory/api/items"
+	code, body := request(t, http.MethodPost, items, `{"sku": "A-1", "stock": 3, "location": "north"}`)
+	require.Equal(t, http.StatusCreated, code, body)
+	id, memory := containerOf(t, cli, "appfleet-"+fleet+"-staging")
+	assert.NotEmpty(t, id)
+	assert.Equal(t, int64(512<<20), memory, "the example's memory limit")
+	r := appfleet(t, binary, dir, append([]string{"plan", "--detailed-exitcode"}, targets...)...)
+	assert.Equal(t, 0, r.code, "a second plan of the applied halves changes nothing:\n%s%s", r.stdout, r.stderr)
+	eventuallyRecords(t, items, 1)
+}
