@@ -145,6 +145,17 @@ func (a *app) acquire(ctx context.Context) error {
 
 func (a *app) release() { <-a.sem }
 
+// acquireIdleFirst is acquire that never gives up on a free semaphore for a context already ended
+// (select would pick either at random).
+func (a *app) acquireIdleFirst(ctx context.Context) error {
+	select {
+	case a.sem <- struct{}{}:
+		return nil
+	default:
+		return a.acquire(ctx)
+	}
+}
+
 // withDB runs fn with the app's database, opening (waking) it when hibernating.
 func (a *app) withDB(ctx context.Context, fn func(store.Conn) error) error {
 	if err := a.acquire(ctx); err != nil {

@@ -135,7 +135,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, p.term(), "SIGTERM ends the runtime with status 0")
 	assert.Equal(t, http.StatusOK, <-done, "the request in flight finished")
-	assert.Contains(t, p.logText(), "every database closed")
+	assert.Contains(t, p.logText(), `"msg":"databases closed","leftOpen":0`)
 	_, err := os.Stat(filepath.Join(p.dataDir, "apps", "busy", "app.db-wal"))
 	assert.True(t, os.IsNotExist(err), "databases were closed cleanly (write-ahead log checkpointed away)")
 }

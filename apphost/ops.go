@@ -39,12 +39,16 @@ func notFound(name string) *opError {
 	return errorf(http.StatusNotFound, api.CodeNotFound, "app %q does not exist", name)
 }
 
-// lifecycleTimeout bounds a lifecycle operation's wait for requests and its database work; it does
-// not end when the client that asked goes away, so an operation never stops halfway.
+// lifecycleTimeout bounds a lifecycle operation's wait for requests and its database work.
 const lifecycleTimeout = 5 * time.Minute
 
-func lifecycleContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), lifecycleTimeout)
+// lifecycleContext is the context of a lifecycle operation: it does not end when the client that
+// asked goes away, so an operation never stops halfway for that, but it ends after lifecycleTimeout
+// and when a shutdown stops waiting for it (its transaction then rolls back).
+func (rt *Runtime) lifecycleContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lifecycleTimeout)
+	stop := context.AfterFunc(rt.opsCtx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // gone reports, under opMu, that the app no longer exists or does not exist yet: deleted while the
@@ -159,7 +163,7 @@ func (rt *Runtime) putApp(ctx context.Context, name string, req api.PutAppReques
 	if probs := validateSpec(name, req.Spec); len(probs) > 0 {
 		return api.App{}, false, &opError{http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the spec is not valid", name), probs}
 	}
-	ctx, cancel := lifecycleContext(ctx)
+	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
 	for {
 		a := rt.getOrCreate(name)
@@ -456,7 +460,7 @@ func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
 		return api.App{}, err
 	}
 	defer unlock()
-	ctx, cancel := lifecycleContext(ctx)
+	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
 	cur := a.current()
 	if cur.status == api.StatusRunning && cur.entry.Spec.State != spec.StateStopped {
@@ -517,7 +521,7 @@ func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
 		return api.App{}, err
 	}
 	defer unlock()
-	ctx, cancel := lifecycleContext(ctx)
+	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
 	cur := a.current()
 	if cur.status == api.StatusStopped && cur.entry.Spec.State == spec.StateStopped {
@@ -548,7 +552,7 @@ func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error
 		return err
 	}
 	defer unlock()
-	ctx, cancel := lifecycleContext(ctx)
+	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
 	cur := a.current()
 	a.setStatus(api.StatusStopping, "")
@@ -657,7 +661,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 	if err != nil {
 		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "read snapshot: %v", err)
 	}
-	ctx, cancel := lifecycleContext(ctx)
+	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
 	a.opMu.Lock()
 	defer a.opMu.Unlock()

@@ -63,7 +63,11 @@ type Runtime struct {
 
 	mux          *http.ServeMux
 	shuttingDown atomic.Bool
-	panics       atomic.Int64
+	// opsCtx ends when a shutdown gives up waiting: lifecycle operations, which outlive the request
+	// that asked for them, end with it.
+	opsCtx    context.Context
+	cancelOps context.CancelFunc
+	panics    atomic.Int64
 }
 
 // New opens (creating when needed) the data dir, takes its lock (runtimelock: a second runtime on the
@@ -154,20 +158,26 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 			rt.hosts[h] = a
 		}
 	}
+	rt.opsCtx, rt.cancelOps = context.WithCancel(context.Background())
 	rt.metrics = newMetrics(rt)
 	rt.mux = rt.routes()
 	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", dataDir, "instance", lk.Info().Instance)
 	return rt, nil
 }
 
-// Serve answers HTTP on ln until ctx ends, then shuts down gracefully: it stops accepting, lets
-// requests in flight finish within Config.ShutdownTimeout, and closes every database.
+// Serve answers HTTP on ln until ctx ends, then shuts down in this order: it stops accepting
+// connections, cancels the context of every request in flight (a query or a row iteration stops at
+// once), waits for the handlers within Config.ShutdownTimeout, cancels the lifecycle operations still
+// running, and closes every database that no request or operation is using.
 func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{
 		Handler:           rt,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(rt.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
 	if err := rt.lock.SetAddress(ln.Addr().String()); err != nil {
 		rt.log.Warn("could not record the address in the data dir's lock file", "error", err)
@@ -175,7 +185,6 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	stopReaper := rt.startReaper()
-	defer stopReaper()
 
 	var serveErr error
 	select {
@@ -186,30 +195,44 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	rt.log.Info("shutting down", "timeout", rt.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(sctx) }() // closes the listeners first, then waits for handlers
+	cancelRequests()
+	if err := <-shut; err != nil {
 		rt.log.Warn("requests still in flight at the shutdown deadline; closing their connections", "error", err)
 		_ = srv.Close()
 	}
-	closeErr := rt.Close(sctx)
+	rt.cancelOps()
+	stopReaper()
+	closeErr := rt.Close(context.WithoutCancel(ctx))
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
 	return closeErr
 }
 
-// Close closes every app's database and the registry. Requests must have stopped.
+// closeGrace is how long Close waits for a database that a request or an operation still uses: they
+// were cancelled, and an interrupted query returns within milliseconds.
+const closeGrace = 3 * time.Second
+
+// Close closes every app's database and the registry, and gives the data dir's lock up. A database
+// still in use after closeGrace is left open rather than closed under its query: the process is
+// about to end, and SQLite and PostgreSQL both roll back what was not committed.
 func (rt *Runtime) Close(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, closeGrace)
+	defer cancel()
+	busy := 0
 	for _, a := range rt.snapshot() {
-		if err := a.acquire(ctx); err != nil {
-			a.log.Warn("database still busy at shutdown; closing it anyway")
-			a.closeDB() // the request using it has been cut off by the server's Close
+		if err := a.acquireIdleFirst(ctx); err != nil {
+			busy++
+			a.log.Warn("database still in use at shutdown; left open, its transaction is rolled back when the process ends")
 			continue
 		}
 		a.closed = true
 		a.closeDB()
 		a.release()
 	}
-	rt.log.Info("every database closed")
+	rt.log.Info("databases closed", "leftOpen", busy)
 	err := rt.reg.Close()
 	return errors.Join(err, rt.lock.Release())
 }

@@ -231,7 +231,15 @@ func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn fun
 	defer rows.Close()
 	dest := make([]driver.Value, len(rows.Columns()))
 	row := make([]any, len(dest))
+	// The driver interrupts a statement whose context ends only during its first step; the steps
+	// that follow are checked here, so a client that goes away stops a long iteration too.
+	done := ctx.Done()
 	for {
+		select {
+		case <-done:
+			return ctx.Err()
+		default:
+		}
 		if err := rows.Next(dest); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
