@@ -49,7 +49,8 @@ type placer struct {
 	// observed holds, by app name, the environments whose runtime reports it, in name order.
 	observed map[string][]string
 	// moving holds apps that a move is bringing into an environment: that environment.
-	moving map[string]string
+	moving  map[string]string
+	matched map[*spec.Placement][]*env
 }
 
 // Place fixes the environment of every app that declares a placement. See the package doc. The error,
@@ -57,7 +58,7 @@ type placer struct {
 // it is declared; the Result then holds every other app.
 func Place(apps []spec.App, envs []spec.Environment, snap plan.Snapshot, o Options) (Result, error) {
 	p := &placer{byEnv: map[string]*env{}, apps: apps, where: make([]string, len(apps)), why: map[string]string{},
-		observed: map[string][]string{}, moving: map[string]string{}}
+		observed: map[string][]string{}, moving: map[string]string{}, matched: map[*spec.Placement][]*env{}}
 	for _, e := range envs {
 		st, seen := snap.Environments[e.Metadata.Name]
 		x := &env{name: e.Metadata.Name, labels: e.Metadata.Labels, maxApps: e.Spec.Runtime.MaxApps,
@@ -135,14 +136,19 @@ func Place(apps []spec.App, envs []spec.Environment, snap plan.Snapshot, o Optio
 	return res, nil
 }
 
-// matching returns the declared environments a placement may choose, in name order.
+// matching returns the declared environments a placement may choose, in name order. Apps an AppSet
+// generates share their template's placement, so the answer is kept by placement.
 func (p *placer) matching(pl *spec.Placement) []*env {
+	if out, ok := p.matched[pl]; ok {
+		return out
+	}
 	var out []*env
 	for _, x := range p.envs {
 		if pl.Matches(x.labels) {
 			out = append(out, x)
 		}
 	}
+	p.matched[pl] = out
 	return out
 }
 

@@ -64,6 +64,7 @@ type builder struct {
 	claimed map[string]bool
 	// foreign holds, by environment to prune, the apps in it this fleet does not own.
 	foreign map[string][]string
+	names   []string // envNames, once computed
 }
 
 func (b *builder) index() error {
@@ -132,7 +133,11 @@ func (b *builder) add(a *Action) *Action {
 	return a
 }
 
+// envNames names every declared or observed environment, sorted. The result is shared: never modify it.
 func (b *builder) envNames() []string {
+	if b.names != nil {
+		return b.names
+	}
 	seen := map[string]bool{}
 	var names []string
 	for n := range b.envs {
@@ -145,6 +150,7 @@ func (b *builder) envNames() []string {
 		}
 	}
 	slices.Sort(names)
+	b.names = names
 	return names
 }
 

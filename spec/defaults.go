@@ -28,16 +28,23 @@ func applyDefaults(m *Manifests) {
 			rt.IdleTimeout.Duration = DefaultIdleTimeout
 		}
 	}
+	defaulted := map[*Placement]*Placement{}
 	for i := range m.Apps {
 		s := &m.Apps[i].Spec
 		if s.State == "" {
 			s.State = DefaultState
 		}
 		if s.Placement != nil && s.Placement.Strategy == "" {
-			// A copy: a generated app may share its template's placement with every other one.
-			p := *s.Placement
-			p.Strategy = DefaultStrategy
-			s.Placement = &p
+			// A copy, since a generated app shares its template's placement with every other one; and
+			// one copy for all of them, which validation then checks once.
+			p, ok := defaulted[s.Placement]
+			if !ok {
+				c := *s.Placement
+				c.Strategy = DefaultStrategy
+				p = &c
+				defaulted[s.Placement] = p
+			}
+			s.Placement = p
 		}
 		if s.Database.Driver == "" {
 			s.Database.Driver = DefaultDriver

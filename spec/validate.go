@@ -52,6 +52,7 @@ type validator struct {
 	genOrder   []genKey
 	genCount   map[string]int // apps generated, by AppSet
 	appIndexOf map[*document]int
+	matched    map[*Placement][]string
 }
 
 // genKey is one problem of generated apps, as it would be reported.
@@ -615,14 +616,22 @@ func (v *validator) placement(doc *document, p *Placement) {
 	v.errorf(doc, "spec.placement.selector", hint, "no declared environment matches the placement selector %s of %s", SelectorText(p.Selector), doc.what)
 }
 
-// candidates names the declared environments a placement may choose, in name order.
+// candidates names the declared environments a placement may choose, in name order. Generated apps
+// share their template's placement, so the answer is kept by placement.
 func (v *validator) candidates(p *Placement) []string {
+	if out, ok := v.matched[p]; ok {
+		return out
+	}
 	var out []string
 	for _, e := range v.m.Environments {
 		if p.Matches(e.Metadata.Labels) {
 			out = append(out, e.Metadata.Name)
 		}
 	}
+	if v.matched == nil {
+		v.matched = map[*Placement][]string{}
+	}
+	v.matched[p] = out
 	return out
 }
 

@@ -24,28 +24,36 @@ type appliedFixture struct {
 
 var (
 	fixturesMu sync.Mutex
-	fixtures   = map[int]*appliedFixture{}
+	fixtures   = map[string]*appliedFixture{}
 )
 
-// fleetFixture returns the fleet of n apps in 10 local environments, generating and applying it on first
-// use and checking that a plan of it then changes nothing.
+// fleetFixture returns the fleet of n written apps in 10 local environments, generating and applying it
+// on first use and checking that a plan of it then changes nothing.
 func fleetFixture(tb testing.TB, n int) *appliedFixture {
+	tb.Helper()
+	return appliedFleetFixture(tb, fmt.Sprintf("fleet-%d", n), n, environments, WriteManifests)
+}
+
+// appliedFleetFixture returns the fleet that write generates into a directory named key (n apps over
+// envs local environments), generating and applying it on first use and checking that a plan of it then
+// changes nothing.
+func appliedFleetFixture(tb testing.TB, key string, n, envs int, write func(dir string, apps, envs int) error) *appliedFixture {
 	tb.Helper()
 	bin := appfleetBinary(tb)
 	root := runRoot(tb)
 	fixturesMu.Lock()
-	fx, ok := fixtures[n]
+	fx, ok := fixtures[key]
 	if !ok {
 		fx = &appliedFixture{
 			apps:      n,
-			manifests: filepath.Join(root, fmt.Sprintf("fleet-%d", n)),
-			state:     filepath.Join(root, fmt.Sprintf("state-%d", n)),
+			manifests: filepath.Join(root, key),
+			state:     filepath.Join(root, "state-"+key),
 		}
-		fixtures[n] = fx
+		fixtures[key] = fx
 	}
 	fixturesMu.Unlock()
 	fx.once.Do(func() {
-		if fx.err = WriteManifests(fx.manifests, n, environments); fx.err != nil {
+		if fx.err = write(fx.manifests, n, envs); fx.err != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
@@ -59,7 +67,7 @@ func fleetFixture(tb testing.TB, n int) *appliedFixture {
 			fx.err = err
 			return
 		}
-		tb.Logf("setup: applied %d apps in %d environments in %s", n, environments, res.Duration.Round(1e6))
+		tb.Logf("setup: applied %d apps in %d environments in %s", n, envs, res.Duration.Round(1e6))
 		res, err = Run(ctx, fx.manifests, appfleetEnv(), bin, fx.args("plan", "--detailed-exitcode")...)
 		if err == nil && res.Exit != 0 {
 			err = fmt.Errorf("the plan after applying %d apps is not a no-op: exit %d:\n%s\n%s", n, res.Exit, Tail(res.Stdout, 30), Tail(res.Stderr, 10))
@@ -98,11 +106,15 @@ type terraformModule struct {
 	bin  string
 	dir  string
 	env  []string
+	// write generates the module (WriteTerraform when nil) for envs environments (10 when 0).
+	write func(dir string, n, envs int) error
+	envs  int
 }
 
 var (
-	tfPlanModule  terraformModule // applied once; the no-op plan baseline
-	tfApplyModule terraformModule // initialised only; each apply starts from an empty state
+	tfPlanModule    terraformModule                                                           // applied once; the no-op plan baseline
+	tfApplyModule   terraformModule                                                           // initialised only; each apply starts from an empty state
+	tfForEachModule = terraformModule{write: WriteTerraformForEach, envs: appSetEnvironments} // for_each over the tenants, applied once
 )
 
 // terraformEnv keeps Terraform off the network and away from the user's configuration: an empty CLI
@@ -130,7 +142,14 @@ func (m *terraformModule) setup(tb testing.TB, name string, n int, applied bool)
 		if m.env, m.err = terraformEnv(root); m.err != nil {
 			return
 		}
-		if m.err = WriteTerraform(m.dir, n, environments); m.err != nil {
+		write, envs := m.write, m.envs
+		if write == nil {
+			write = WriteTerraform
+		}
+		if envs == 0 {
+			envs = environments
+		}
+		if m.err = write(m.dir, n, envs); m.err != nil {
 			return
 		}
 		if _, m.err = m.run(context.Background(), "init", "-input=false", "-no-color"); m.err != nil || !applied {
