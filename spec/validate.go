@@ -338,16 +338,18 @@ func isLoopback(host string) bool {
 // listenConflicts reports local environments that would listen on one address.
 func (v *validator) listenConflicts() {
 	type bound struct {
-		host, port string
-		i          int
+		host string
+		port int
+		i    int
 	}
 	var seen []bound
 	for i, e := range v.m.Environments {
 		if e.Spec.Provider != ProviderLocal || e.Spec.Local == nil || e.Spec.Local.Listen == "" {
 			continue
 		}
-		host, port, err := net.SplitHostPort(e.Spec.Local.Listen)
-		if err != nil {
+		host, p, err := net.SplitHostPort(e.Spec.Local.Listen)
+		port, perr := strconv.Atoi(p) // by number: 018122 is 18122
+		if err != nil || perr != nil {
 			continue
 		}
 		for _, b := range seen {
