@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/runtimelock"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
@@ -80,24 +83,28 @@ func (p *Provider) dirs(name string) (envDirs, error) {
 	return newEnvDirs(p.stateDir, name), nil
 }
 
-// Observe reports the runtime of env as its state file and process table show it.
+// Observe reports the runtime of env as its state file, the data dir's lock and the process table show
+// it. A runtime that runs is found through its lock even when runtime.json is lost or damaged.
 func (p *Provider) Observe(_ context.Context, env spec.Environment) (providers.Observed, error) {
 	d, err := p.dirs(env.Metadata.Name)
 	if err != nil {
 		return providers.Observed{}, err
 	}
-	st, ok, err := readState(d.state)
-	if err != nil {
-		return providers.Observed{}, fmt.Errorf("environment %q: %w", env.Metadata.Name, err)
-	}
+	st, running, ok, problem := current(p.fleet, env.Metadata.Name, d)
 	if !ok {
+		if problem != "" {
+			return providers.Observed{}, fmt.Errorf("environment %q: %s", env.Metadata.Name, problem)
+		}
 		return providers.Observed{}, fmt.Errorf("environment %q: %w", env.Metadata.Name, providers.ErrNotFound)
 	}
-	return p.observed(env.Metadata.Name, d, st), nil
+	obs := p.observed(env.Metadata.Name, d, st, running)
+	if problem != "" {
+		obs.Detail["stateProblem"] = problem
+	}
+	return obs, nil
 }
 
-func (p *Provider) observed(name string, d envDirs, st runtimeState) providers.Observed {
-	running := alive(st.PID, d.data)
+func (p *Provider) observed(name string, d envDirs, st runtimeState, running bool) providers.Observed {
 	detail := map[string]string{
 		"dataDir": d.data,
 		"log":     d.log,
@@ -121,8 +128,10 @@ func (p *Provider) observed(name string, d envDirs, st runtimeState) providers.O
 }
 
 // Apply makes the runtime of env run with env's settings: it starts it when absent or dead, restarts it
-// when the spec hash changed, and does nothing when it already runs as declared. Data is always kept.
-func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.Endpoint, error) {
+// when the spec hash or its token changed or when it does not answer (hung), and does nothing when it
+// already runs as declared and answers as this environment's runtime. Data is always kept. A first
+// creation that fails leaves nothing behind in the state dir.
+func (p *Provider) Apply(ctx context.Context, env spec.Environment) (ep providers.Endpoint, err error) {
 	name := env.Metadata.Name
 	d, err := p.dirs(name)
 	if err != nil {
@@ -131,6 +140,17 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	fail := func(step string, err error) (providers.Endpoint, error) {
 		return providers.Endpoint{}, fmt.Errorf("environment %q: %s: %w", name, step, err)
 	}
+	if _, err := os.Stat(d.root); errors.Is(err, fs.ErrNotExist) {
+		// Nothing of this environment exists yet: if creating it fails, take away what was made, so
+		// that no directory is left that destroy would not see.
+		defer func() {
+			if err != nil {
+				if _, running, _, _ := current(p.fleet, name, d); !running {
+					_ = os.RemoveAll(d.root)
+				}
+			}
+		}()
+	}
 	if err := os.MkdirAll(d.data, 0o700); err != nil {
 		return fail("create data dir", err)
 	}
@@ -138,11 +158,8 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	if err != nil {
 		return fail("create token", err)
 	}
-	prev, _, err := readState(d.state)
-	if err != nil {
-		return fail("read state", err)
-	}
-	if alive(prev.PID, d.data) {
+	prev, running, _, _ := current(p.fleet, name, d)
+	if running {
 		if prev.SpecHash == env.SpecHash() && !tokenChanged {
 			ep, kept, err := p.keep(ctx, prev, d, token)
 			if err != nil {
@@ -151,9 +168,10 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 			if kept {
 				return ep, nil
 			}
-			// It died while we waited for it: start it again, below.
-		} else if err := p.stopForChange(env, prev, d); err != nil {
-			return fail("restart runtime with new settings", err)
+			// It died, hangs or does not take the token: start it again, below.
+		}
+		if err := p.stopForChange(env, prev, d); err != nil {
+			return fail("restart runtime", err)
 		}
 	}
 	st, err := p.start(ctx, env, d, prev, token)
@@ -163,9 +181,11 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	return providers.Endpoint{URL: endpointURL(st.Listen), Token: token}, nil
 }
 
-// keep waits until the runtime that already runs with the declared settings answers: it may still be
-// starting (another apply just launched it). kept is false when it died meanwhile (killed a moment ago,
-// its command line not yet gone), so that the caller starts it again.
+// keep waits until the runtime that already runs with the declared settings answers as this
+// environment's runtime: it may still be starting (another apply just launched it). kept is false, with
+// no error, when it must start again: it died meanwhile, it does not answer (hung, or stopped with
+// SIGSTOP), or it does not take the environment's token. It is an error when something else answers
+// on its address.
 func (p *Provider) keep(ctx context.Context, prev runtimeState, d envDirs, token string) (ep providers.Endpoint, kept bool, err error) {
 	url := endpointURL(prev.Listen)
 	gone := func() error {
@@ -176,9 +196,21 @@ func (p *Provider) keep(ctx context.Context, prev runtimeState, d envDirs, token
 	}
 	err = providers.WaitReady(ctx, url, token, gone, p.readyTimeout)
 	switch {
+	case errors.Is(err, providers.ErrExited):
+		return providers.Endpoint{}, false, nil
+	case ctx.Err() != nil:
+		return providers.Endpoint{}, false, ctx.Err()
+	case err != nil:
+		// Alive but silent past the bound: hung. The plan said it restarts.
+		return providers.Endpoint{}, false, nil
+	}
+	err = identify(ctx, url, token, d.data)
+	var apiErr *api.Error
+	switch {
 	case err == nil:
 		return providers.Endpoint{URL: url, Token: token}, true, nil
-	case errors.Is(err, providers.ErrExited):
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized:
+		// It runs with a token the environment no longer has (the token file was lost): restart it.
 		return providers.Endpoint{}, false, nil
 	default:
 		return providers.Endpoint{}, false, fmt.Errorf("%w; see %s", err, d.log)
@@ -296,13 +328,28 @@ func (p *Provider) start(ctx context.Context, env spec.Environment, d envDirs, p
 		_ = stopProcess(st.PID, d.data, p.stopGrace)
 		return runtimeState{}, fmt.Errorf("write %s: %w", d.state, err)
 	}
-	if err := providers.WaitReady(ctx, endpointURL(addr), token, exited, p.readyTimeout); err != nil {
+	err = providers.WaitReady(ctx, endpointURL(addr), token, exited, p.readyTimeout)
+	if err == nil {
+		// Something answered; make sure it is the process just started and not another program, or
+		// another runtime, that holds the address.
+		if err = identify(ctx, endpointURL(addr), token, d.data); err != nil {
+			if e := exited(); e != nil {
+				err = fmt.Errorf("%w; %w", e, err)
+			}
+			err = fmt.Errorf("something else answers on %s: %w", addr, err)
+		}
+	}
+	if err != nil {
 		_ = stopProcess(st.PID, d.data, p.stopGrace)
 		msg := fmt.Sprintf("%v (listen %s, log %s)", err, addr, d.log)
 		if tail := logTail(d.log, offset, logTailLines); tail != "" {
 			msg += "; last lines of the log:\n" + tail
 		}
 		return runtimeState{}, errors.New(msg)
+	}
+	if info, held, _ := runtimelock.Read(d.data); held && info.PID == st.PID {
+		st.Instance = info.Instance
+		_ = writeState(d.state, st) // only adds the instance; the pid is recorded already
 	}
 	return st, nil
 }
@@ -318,12 +365,19 @@ func (p *Provider) Destroy(_ context.Context, env spec.Environment) error {
 	if _, err := os.Stat(d.root); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	st, _, err := readState(d.state)
-	if err != nil {
-		return fmt.Errorf("environment %q: %w", name, err)
+	// Through the lock too: a runtime.json that is lost or damaged must not let a running runtime's data
+	// dir be moved away under it.
+	st, running, _, _ := current(p.fleet, name, d)
+	if running {
+		if err := stopProcess(st.PID, d.data, p.stopGrace); err != nil {
+			return fmt.Errorf("environment %q: %w", name, err)
+		}
 	}
-	if err := stopProcess(st.PID, d.data, p.stopGrace); err != nil {
-		return fmt.Errorf("environment %q: %w", name, err)
+	if info, held, err := runtimelock.Read(d.data); err != nil || held {
+		if err == nil {
+			err = fmt.Errorf("a runtime (pid %d) still runs on its data dir %s; stop it first, then destroy again", info.PID, d.data)
+		}
+		return fmt.Errorf("environment %q: not archived: %w", name, err)
 	}
 	if _, err := providers.ArchiveEnvDir(p.stateDir, name); err != nil {
 		return fmt.Errorf("environment %q: %w", name, err)
@@ -346,11 +400,11 @@ func (p *Provider) List(_ context.Context, fleet string) ([]providers.Observed, 
 			continue
 		}
 		d := newEnvDirs(p.stateDir, e.Name())
-		st, ok, err := readState(d.state)
-		if err != nil || !ok || st.Fleet != fleet {
+		st, running, ok, _ := current(p.fleet, e.Name(), d)
+		if !ok || st.Fleet != fleet {
 			continue // not a runtime this provider started for fleet
 		}
-		out = append(out, p.observed(e.Name(), d, st))
+		out = append(out, p.observed(e.Name(), d, st, running))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Environment < out[j].Environment })
 	return out, nil

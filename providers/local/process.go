@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/appfleet/appfleet/apphost"
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/runtimelock"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -69,6 +72,8 @@ func stopProcess(pid int, dataDir string, grace time.Duration) error {
 	if err := unix.Kill(pid, unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("stop runtime (pid %d): %w", pid, err)
 	}
+	// A stopped (SIGSTOP) runtime handles SIGTERM only once it runs again.
+	_ = unix.Kill(pid, unix.SIGCONT)
 	if waitDead(pid, dataDir, grace) {
 		return nil
 	}
@@ -114,7 +119,8 @@ func ensureToken(path string, declared *spec.SecretRef) (token string, changed b
 	if err := os.Chmod(path, 0o600); err != nil {
 		return "", false, err
 	}
-	return tok, false, nil
+	// A runtime that still runs was started with the token that was lost: it must start again.
+	return tok, true, nil
 }
 
 // readToken returns the token, or "" when there is none.
@@ -173,6 +179,35 @@ func endpointURL(addr string) string {
 		}
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// errNotOurs is what identify's error wraps when what answers on an address is not the environment's runtime.
+var errNotOurs = errors.New("not this environment's runtime")
+
+// identify checks that what answers at url is the runtime of dataDir that holds its lock now: it
+// accepts token, reports dataDir as its data dir, and the instance id the lock records. /readyz alone
+// proves nothing: any program, or another runtime that took the port, may answer it.
+func identify(ctx context.Context, url, token, dataDir string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rt, err := api.NewClient(url, token).Runtime(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: GET %s/v1/runtime: %w", errNotOurs, url, err)
+	}
+	if rt.DataDir != dataDir {
+		return fmt.Errorf("%w: the runtime at %s serves data dir %q", errNotOurs, url, rt.DataDir)
+	}
+	info, held, err := runtimelock.Read(dataDir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read the lock of %s: %w", dataDir, err)
+	case !held:
+		return fmt.Errorf("%w: no runtime holds the lock of %s", errNotOurs, dataDir)
+	case info.Instance != rt.Instance:
+		return fmt.Errorf("%w: the runtime at %s is instance %s, the lock of %s is held by instance %s (pid %d)",
+			errNotOurs, url, rt.Instance, dataDir, info.Instance, info.PID)
+	}
+	return nil
 }
 
 // logTail returns the last lines of the log written from offset on, for an error message.

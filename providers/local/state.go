@@ -1,6 +1,7 @@
 package local
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/appfleet/appfleet/apphost/runtimelock"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
@@ -35,6 +37,51 @@ type runtimeState struct {
 	StartedAt time.Time             `json:"startedAt"`
 	Binary    string                `json:"binary"`
 	DataDir   string                `json:"dataDir"`
+	// Instance is the id the runtime reported (GET /v1/runtime) once it answered; empty before.
+	Instance string `json:"instance,omitempty"`
+}
+
+// current is what is known of the environment's runtime: runtime.json, corrected by the data dir's
+// lock, which the kernel keeps for exactly as long as a runtime runs on that dir. A runtime.json that
+// is lost, damaged or names another process does not hide a runtime that runs: the lock names its pid
+// and address. ok is false when there is neither a state file nor a runtime; problem says what was
+// wrong with runtime.json, for display.
+func current(fleet, name string, d envDirs) (st runtimeState, running, ok bool, problem string) {
+	st, ok, err := readState(d.state)
+	if err != nil {
+		problem = err.Error()
+		st, ok = runtimeState{}, false
+	}
+	info, held, lerr := runtimelock.Read(d.data)
+	if lerr != nil && problem == "" {
+		problem = lerr.Error()
+	}
+	if !held {
+		if !ok && problem != "" {
+			if _, err := os.Stat(d.data); err == nil {
+				// The state file is damaged and nothing runs: the environment exists, stopped; the next
+				// apply starts it again and writes a new state file.
+				return runtimeState{Fleet: fleet, Environment: name, DataDir: d.data}, false, true, problem
+			}
+		}
+		return st, ok && alive(st.PID, d.data), ok, problem
+	}
+	if !ok {
+		st = runtimeState{Fleet: fleet, Environment: name, DataDir: d.data}
+		if problem == "" {
+			problem = fmt.Sprintf("%s is missing", d.state)
+		}
+	}
+	if st.PID != info.PID || (info.Address != "" && st.Listen != info.Address) {
+		// What runs is not what runtime.json says (it is stale, or names a runtime started since by
+		// someone else): its settings are unknown, so a plan shows them as changed.
+		if ok {
+			st.SpecHash, st.Spec = "", nil
+		}
+		st.PID, st.Listen, st.StartedAt = info.PID, cmp.Or(info.Address, st.Listen), info.Started
+	}
+	st.Instance = info.Instance
+	return st, true, true, problem
 }
 
 // envDirs are the paths of one environment's files.
