@@ -16,7 +16,7 @@ import (
 //
 //  1. stop the app in the source, so that the snapshot holds its last write;
 //  2. back it up from the source into a temporary file;
-//  3. write it to the target stopped and labelled plan.LabelMoveFrom=<source> (creating it, or
+//  3. write it to the target stopped and labelled spec.LabelMoveFrom=<source> (creating it, or
 //     rewriting the copy an interrupted move left there);
 //  4. restore the snapshot into the target;
 //  5. delete the app in the source, which archives its data there;
@@ -65,7 +65,7 @@ func (f *FleetPerformer) moveApp(ctx context.Context, a plan.Action) error {
 	if err != nil {
 		return fmt.Errorf("read app in %s: %w", to, err)
 	}
-	ours := target != nil && target.Labels[plan.LabelMoveFrom] == from
+	ours := target != nil && target.Labels[spec.LabelMoveFrom] == from
 	switch {
 	case target != nil && !ours && srcApp == nil:
 		return f.reach(ctx, dst, name, declaredState(app))
@@ -90,7 +90,7 @@ func (f *FleetPerformer) moveApp(ctx context.Context, a plan.Action) error {
 	if err != nil {
 		return fmt.Errorf("read app in %s: %w", to, err)
 	}
-	if cur.Labels[plan.LabelMoveFrom] != from {
+	if cur.Labels[spec.LabelMoveFrom] != from {
 		return fmt.Errorf("app %s in %s changed during the move; plan again", name, to)
 	}
 	return f.putApp(ctx, dst, name, cur.Generation)
@@ -124,7 +124,7 @@ func (f *FleetPerformer) copyData(ctx context.Context, src, dst *api.Client, app
 	staged := app.Spec
 	staged.State = spec.StateStopped
 	labels := f.labels(app)
-	labels[plan.LabelMoveFrom] = from
+	labels[spec.LabelMoveFrom] = from
 	opts := api.PutOptions{IfAbsent: true, AllowDataLoss: f.AllowDataLoss}
 	if target != nil {
 		opts = api.PutOptions{IfMatch: target.Generation, AllowDataLoss: f.AllowDataLoss}

@@ -33,7 +33,7 @@ const (
 // It is safe for concurrent use once built; Endpoints is updated, under a lock, as environments are
 // created or changed.
 type FleetPerformer struct {
-	// Fleet names the fleet; every app written is labelled plan.LabelFleet=Fleet.
+	// Fleet names the fleet; every app written is labelled spec.LabelFleet=Fleet.
 	Fleet string
 	// Providers holds each environment's provider by environment name, undeclared ones included.
 	Providers map[string]providers.Provider
@@ -199,7 +199,7 @@ func (f *FleetPerformer) labels(app spec.App) map[string]string {
 		labels = map[string]string{}
 	}
 	if f.Fleet != "" {
-		labels[plan.LabelFleet] = f.Fleet
+		labels[spec.LabelFleet] = f.Fleet
 	}
 	return labels
 }

@@ -215,7 +215,7 @@ func TestFleetPerformerCreateThenConverge(t *testing.T) {
 	rt.mu.Lock()
 	assert.Equal(t, api.StatusRunning, rt.apps["crm"].Status)
 	assert.Equal(t, api.StatusStopped, rt.apps["wiki"].Status)
-	assert.Equal(t, map[string]string{"team": "sales", plan.LabelFleet: "acme"}, rt.apps["crm"].Labels)
+	assert.Equal(t, map[string]string{"team": "sales", spec.LabelFleet: "acme"}, rt.apps["crm"].Labels)
 	assert.Contains(t, rt.bodies[0], `"the-key-value"`, "the secret value travels to the runtime")
 	rt.mu.Unlock()
 
@@ -338,13 +338,13 @@ func TestFleetPerformerMove(t *testing.T) {
 		defer dst.mu.Unlock()
 		require.NotNil(t, dst.apps["crm"])
 		assert.Equal(t, api.StatusRunning, dst.apps["crm"].Status)
-		assert.Equal(t, map[string]string{"team": "sales", plan.LabelFleet: "acme"}, dst.apps["crm"].Labels, "the switch drops the move label")
+		assert.Equal(t, map[string]string{"team": "sales", spec.LabelFleet: "acme"}, dst.apps["crm"].Labels, "the switch drops the move label")
 		assert.Equal(t, data, dst.data["crm"])
 	}
 
 	t.Run("fresh, then again", func(t *testing.T) {
 		f, src, dst := setup(t)
-		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "customers: ada, bob")
+		put(src, map[string]string{spec.LabelFleet: "acme"}, api.StatusRunning, "customers: ada, bob")
 		require.NoError(t, f.Perform(t.Context(), move))
 		moved(t, src, dst, "customers: ada, bob")
 		require.NoError(t, f.Perform(t.Context(), move), "a finished move is done")
@@ -352,22 +352,22 @@ func TestFleetPerformerMove(t *testing.T) {
 	})
 	t.Run("resumes over its own staged copy", func(t *testing.T) {
 		f, src, dst := setup(t)
-		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusStopped, "customers: ada, bob")
-		put(dst, map[string]string{plan.LabelFleet: "acme", plan.LabelMoveFrom: "old"}, api.StatusStopped, "")
+		put(src, map[string]string{spec.LabelFleet: "acme"}, api.StatusStopped, "customers: ada, bob")
+		put(dst, map[string]string{spec.LabelFleet: "acme", spec.LabelMoveFrom: "old"}, api.StatusStopped, "")
 		require.NoError(t, f.Perform(t.Context(), move))
 		moved(t, src, dst, "customers: ada, bob")
 	})
 	t.Run("finishes once the source is archived", func(t *testing.T) {
 		f, src, dst := setup(t)
 		src.deleted = []string{"crm"}
-		put(dst, map[string]string{plan.LabelFleet: "acme", plan.LabelMoveFrom: "old"}, api.StatusStopped, "customers: ada, bob")
+		put(dst, map[string]string{spec.LabelFleet: "acme", spec.LabelMoveFrom: "old"}, api.StatusStopped, "customers: ada, bob")
 		require.NoError(t, f.Perform(t.Context(), move))
 		moved(t, src, dst, "customers: ada, bob")
 	})
 	t.Run("never restores over an app of its own", func(t *testing.T) {
 		f, src, dst := setup(t)
-		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "old data")
-		put(dst, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "newer data")
+		put(src, map[string]string{spec.LabelFleet: "acme"}, api.StatusRunning, "old data")
+		put(dst, map[string]string{spec.LabelFleet: "acme"}, api.StatusRunning, "newer data")
 		err := f.Perform(t.Context(), move)
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "never restored over")
@@ -382,7 +382,7 @@ func TestFleetPerformerMove(t *testing.T) {
 		tmp := t.TempDir()
 		t.Setenv("TMPDIR", tmp)
 		f, src, dst := setup(t)
-		put(src, map[string]string{plan.LabelFleet: "acme"}, api.StatusRunning, "customers: ada, bob")
+		put(src, map[string]string{spec.LabelFleet: "acme"}, api.StatusRunning, "customers: ada, bob")
 		var during []os.DirEntry
 		dst.onRestore = func() { during, _ = os.ReadDir(tmp) }
 		require.NoError(t, f.Perform(t.Context(), move))

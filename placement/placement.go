@@ -81,7 +81,7 @@ func Place(apps []spec.App, envs []spec.Environment, snap plan.Snapshot, o Optio
 		}
 		for _, a := range st.Apps {
 			p.observed[a.Name] = append(p.observed[a.Name], x.name)
-			if from := a.Labels[plan.LabelMoveFrom]; from != "" && from != x.name {
+			if from := a.Labels[spec.LabelMoveFrom]; from != "" && from != x.name {
 				p.moving[a.Name] = x.name
 			}
 			if !declared[a.Name] {

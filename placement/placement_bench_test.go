@@ -29,7 +29,7 @@ func BenchmarkPlace_10k(b *testing.B) {
 	for _, a := range placedOnce.Apps {
 		st := running.Environments[a.Spec.Environment]
 		st.Apps = append(st.Apps, api.App{Name: a.Metadata.Name, Status: api.StatusRunning, Generation: 1,
-			Labels: map[string]string{plan.LabelFleet: "f", spec.LabelAppSet: "tenants"}, Spec: a.Spec})
+			Labels: map[string]string{spec.LabelFleet: "f", spec.LabelAppSet: "tenants"}, Spec: a.Spec})
 		running.Environments[a.Spec.Environment] = st
 	}
 	for _, tc := range []struct {

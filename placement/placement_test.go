@@ -197,7 +197,7 @@ func TestPlace_UnreachableAndMoving(t *testing.T) {
 	// An app a move is bringing into p2 stays there, though the source still reports it.
 	snap = observed(map[string][]string{"p1": {"t00"}, "p2": {}})
 	st := snap.Environments["p2"]
-	st.Apps = []api.App{{Name: "t00", Labels: map[string]string{plan.LabelMoveFrom: "p1"}}}
+	st.Apps = []api.App{{Name: "t00", Labels: map[string]string{spec.LabelMoveFrom: "p1"}}}
 	snap.Environments["p2"] = st
 	r, err = Place(tenants(1, spec.StrategySpread), envs, snap, Options{})
 	require.NoError(t, err)

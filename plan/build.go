@@ -476,7 +476,7 @@ func moveSource(here *api.App, env string) string {
 	if here == nil {
 		return ""
 	}
-	if from := here.Labels[LabelMoveFrom]; from != env {
+	if from := here.Labels[spec.LabelMoveFrom]; from != env {
 		return from
 	}
 	return ""
@@ -500,7 +500,7 @@ func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
 	a := &Action{Address: AppAddress(name), ResourceType: TypeApp, Name: name, Environment: env,
 		Before:      &Object{Labels: got.Labels, App: &before, Status: got.Status, Error: got.Error, Generation: got.Generation},
 		Fingerprint: appFingerprint(got), ObservedGeneration: got.Generation}
-	owner := got.Labels[LabelFleet]
+	owner := got.Labels[spec.LabelFleet]
 	fleet := cmp.Or(b.d.Fleet, b.s.Fleet)
 	envAct := b.envActs[env]
 	_, envDeclared := b.envs[env]
@@ -537,7 +537,7 @@ func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
 // notOwned says that an app does not carry this fleet's label: another fleet's, or made by hand.
 func notOwned(owner string) string {
 	if owner == "" {
-		return "not owned by this fleet (no " + LabelFleet + " label: made by hand)"
+		return "not owned by this fleet (no " + spec.LabelFleet + " label: made by hand)"
 	}
 	return "owned by fleet " + owner
 }

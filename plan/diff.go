@@ -232,7 +232,7 @@ func diffMap(prefix string, got, want map[string]string) []FieldDiff {
 func userLabels(l map[string]string) map[string]string {
 	out := map[string]string{}
 	for k, v := range l {
-		if !strings.HasPrefix(k, "appfleet.dev/") {
+		if !strings.HasPrefix(k, spec.ReservedLabelPrefix) {
 			out[k] = v
 		}
 	}

@@ -11,7 +11,7 @@ import (
 // still declared: its element was removed, and the AppSet's apps follow its elements.
 func (b *builder) generatedBefore(got *api.App) bool {
 	set, ok := got.Labels[spec.LabelAppSet]
-	return ok && got.Labels[LabelFleet] != "" && slices.Contains(b.d.AppSets, set)
+	return ok && got.Labels[spec.LabelFleet] != "" && slices.Contains(b.d.AppSets, set)
 }
 
 // explainPlacement sets, on the action of each app the control plane placed now (Desired.Placement),

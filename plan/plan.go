@@ -9,17 +9,6 @@ import (
 	"github.com/appfleet/appfleet/spec"
 )
 
-// LabelFleet is the app label that records which fleet owns an app. The control plane sets it on every
-// app it puts; an undeclared app labelled with another fleet is never pruned.
-const LabelFleet = "appfleet.dev/fleet"
-
-// LabelMoveFrom marks an app that a move created in its target environment and has not switched to yet;
-// its value is the source environment. While it is set, the app there holds no data of its own (it is
-// kept stopped) and a move may restore over it; once the move switches to it, the label is dropped and
-// nothing is ever restored over that app again. Build plans the move again for an app that carries it,
-// so that an interrupted move is finished by the next apply.
-const LabelMoveFrom = "appfleet.dev/move-from"
-
 // Desired is what the manifests declare. Secrets may be resolved (SecretRef.Value set): Build compares
 // them by hash and keeps no value in the plan.
 type Desired struct {

@@ -1,7 +1,8 @@
-// Package providers defines the Provider interface that starts, observes and removes runtimes, the
-// registry that builds providers by name, and the observation step that turns what providers and runtime
-// APIs report into a plan.Snapshot. Implementations live in sub-packages (local, docker, terraform);
-// providertest holds the conformance suite every one of them passes.
+// Package providers defines the Provider interface that starts, observes and removes runtimes, and the
+// registry that builds providers by name. Implementations live in sub-packages (local, docker,
+// terraform); providertest holds the conformance suite every one of them passes.
 //
-// Providers never decide what to change: they do what apply asks and report what they see.
+// Providers never decide what to change: they do what the executor asks and report what they see. This
+// package imports only spec and the runtime's API client, never the planner: what providers observe is
+// turned into the planner's snapshot by the engine.
 package providers

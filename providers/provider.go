@@ -6,19 +6,11 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/appfleet/appfleet/plan"
 	"github.com/appfleet/appfleet/spec"
 )
 
 // ErrNotFound is what Observe returns when the environment's runtime does not exist.
 var ErrNotFound = errors.New("runtime not found")
-
-// Labels a provider puts on what it creates, so List can find what a fleet owns.
-const (
-	LabelFleet       = "appfleet.dev/fleet"
-	LabelEnvironment = "appfleet.dev/environment"
-	LabelSpecHash    = "appfleet.dev/spec-hash"
-)
 
 // Endpoint is how the control plane reaches a runtime's management API.
 type Endpoint struct {
@@ -26,11 +18,45 @@ type Endpoint struct {
 	Token string `json:"-"`   // bearer token; never printed
 }
 
-// ResourceChange is one change a provider's own planner (Terraform) would make, shown nested under the environment.
-type ResourceChange = plan.NestedChange
+// ResourceChange is one change a provider's own planner (Terraform's) would make, or found made outside
+// it. The engine shows it in the plan nested under the environment. The provider that reports it masks
+// every sensitive value: no field holds a secret.
+type ResourceChange struct {
+	// Address is the provider's own address of the resource: module.runtime.terraform_data.server.
+	Address string `json:"address"`
+	// Action is create, update, delete, replace, read or no-op.
+	Action string `json:"action"`
+	// Drift marks a change made outside the provider's planner since it last applied (Terraform's
+	// resource_drift): shown for information, it is not something apply does.
+	Drift bool `json:"drift,omitempty"`
+	// Reason says why, when the provider's planner or the provider gives one ("the runtime does not answer").
+	Reason string `json:"reason,omitempty"`
+	// Mode, Type, Name and ProviderName are Terraform's, for the JSON plan.
+	Mode         string `json:"mode,omitempty"`
+	Type         string `json:"type,omitempty"`
+	Name         string `json:"name,omitempty"`
+	ProviderName string `json:"providerName,omitempty"`
+	// Diffs are the changed attributes, sensitive ones as "(sensitive)".
+	Diffs []FieldDiff `json:"diffs,omitempty"`
+	// Before and After are the resource's attributes (sensitive ones as "(sensitive)"), with Terraform's
+	// masks of the values that are sensitive or known only after apply.
+	Before          any `json:"before,omitempty"`
+	After           any `json:"after,omitempty"`
+	AfterUnknown    any `json:"afterUnknown,omitempty"`
+	BeforeSensitive any `json:"beforeSensitive,omitempty"`
+	AfterSensitive  any `json:"afterSensitive,omitempty"`
+}
 
 // FieldDiff is one changed attribute of a ResourceChange.
-type FieldDiff = plan.FieldDiff
+type FieldDiff struct {
+	// Path is dotted: "triggers_replace.token".
+	Path string `json:"path"`
+	// Kind is add, remove or change.
+	Kind      string `json:"kind"`
+	Before    string `json:"before,omitempty"`
+	After     string `json:"after,omitempty"`
+	Sensitive bool   `json:"sensitive,omitempty"`
+}
 
 // Observed is what a provider sees of one environment's runtime.
 type Observed struct {

@@ -18,10 +18,6 @@ const (
 	KindAppSet      Kind = "AppSet"
 )
 
-// LabelAppSet is the label every app an AppSet generates carries: the AppSet's name. It is set by
-// loading, never written in a manifest (labels under ReservedLabelPrefix are refused there).
-const LabelAppSet = "appfleet.dev/appset"
-
 // Placement strategies: how an app with a placement selector is given an environment.
 const (
 	// StrategySpread puts each new app in the matching environment that holds the fewest apps.

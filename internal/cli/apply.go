@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,8 +9,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
-	"github.com/appfleet/appfleet/providers"
 	"github.com/spf13/cobra"
 )
 
@@ -70,108 +69,75 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 			return fmt.Errorf("%s names no manifests; plan again with 'appfleet plan PATH --out %s'", planFile, planFile)
 		}
 	}
-	fl, err := loadFleet(opts.F, paths, needSecrets)
+	m, err := loadManifests(opts.F, paths, needSecrets)
 	if err != nil {
 		return err
 	}
-	lk, err := fl.beginChange("apply", opts.Yes)
-	if err != nil {
+	if err := canConfirm(io, "apply", opts.Yes); err != nil {
 		return err
 	}
-	defer lk.Release()
-
-	snap, endpoints, err := fl.observe(ctx)
-	if err != nil {
-		return err
+	req := engine.Request{
+		Manifests: m, Paths: paths, Saved: saved,
+		Targets: opts.Targets, Prune: opts.Prune, Rebalance: opts.Rebalance,
+		Parallelism: opts.Parallelism, AllowDataLoss: opts.AllowDataLoss,
+		Approve: func(ctx context.Context, pass engine.Pass, _ *plan.Plan) error {
+			return confirmChange(ctx, io, opts.Yes, "Apply these changes?", "apply cancelled; "+unchanged(pass))
+		},
 	}
-	var p *plan.Plan
-	if saved != nil {
-		if saved.Digest != fl.manifests.Digest {
-			return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Run 'appfleet plan --out %s' again", planFile, planFile)
-		}
-		if err := fl.pin(saved, planFile); err != nil {
-			return err
-		}
-		if changed := plan.SecretsChanged(saved, fl.desired()); len(changed) > 0 {
-			return fmt.Errorf("secrets changed since %s was saved (%s); nothing was changed. Run 'appfleet plan --out %s' again",
-				planFile, strings.Join(changed, ", "), planFile)
-		}
-		if stale := plan.Stale(saved, snap); len(stale) > 0 {
-			var b strings.Builder
-			for _, s := range stale {
-				fmt.Fprintf(&b, "\n  %s", s)
-			}
-			return fmt.Errorf("%s is stale; nothing was changed:%s\nRun 'appfleet plan --out %s' again", planFile, b.String(), planFile)
-		}
-		p = saved
-	} else {
-		p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance})
-		if p == nil {
-			return err
-		}
+	_, err = opts.F.newEngine().Apply(ctx, req, newSink(io, "Apply"))
+	var (
+		stale       *engine.StaleError
+		loss        *engine.DataLossError
+		unconverged *engine.UnconvergedError
+	)
+	switch {
+	case errors.As(err, &stale):
+		return staleError(stale, planFile)
+	case errors.As(err, &loss):
+		return fmt.Errorf("the plan loses data in %s (marked above); %s. Re-run with --allow-data-loss to accept that",
+			addresses(loss.Addresses), unchanged(loss.Pass))
+	case errors.As(err, &unconverged):
+		// The fleet does not match the manifests, and a pipeline must not read success.
+		fmt.Fprintf(io.ErrOut, "\nNot converged: %s could not be planned (see the warnings above). Bring back the runtimes that do not answer, or prune the environments no longer declared, then apply again.\n",
+			addresses(unconverged.Addresses))
+		return silent(err)
 	}
-	if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints, "nothing was changed"); err != nil || saved != nil || len(p.Unknown()) == 0 {
-		return err
-	}
-	// Apps of a runtime that did not answer could not be planned; the apply has just brought their
-	// runtimes back, so plan them now rather than leave the fleet to a second apply.
-	snap, endpoints, err = fl.observe(ctx)
-	if err != nil {
-		return err
-	}
-	p, err = fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance})
-	if p == nil {
-		return err
-	}
-	if p.HasChanges() || err != nil {
-		fmt.Fprintln(io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
-		if err := applyPlan(ctx, fl, opts, p, err, snap, endpoints, "the changes above were applied, these were not"); err != nil {
-			return err
-		}
-	}
-	return unconverged(io, p)
+	return blocked(io.ErrOut, cliError(err))
 }
 
-// unconverged fails an apply that leaves apps it could not plan (their runtime, or one that may hold
-// them, does not answer): the fleet does not match the manifests, and a pipeline must not read success.
-func unconverged(io *IOStreams, p *plan.Plan) error {
-	unknown := p.Unknown()
-	if len(unknown) == 0 {
-		return nil
+// unchanged says what a refusal of a pass's plan leaves as it was.
+func unchanged(pass engine.Pass) string {
+	if pass == engine.ConvergePass {
+		return "the changes above were applied, these were not"
 	}
-	fmt.Fprintf(io.ErrOut, "\nNot converged: %s could not be planned (see the warnings above). Bring back the runtimes that do not answer, or prune the environments no longer declared, then apply again.\n",
-		addresses(unknown))
-	return silent(ErrPartial)
+	return "nothing was changed"
 }
 
-// addresses lists the actions' addresses for a message: "app.a, app.b".
-func addresses(acts []*plan.Action) string {
-	names := make([]string, len(acts))
-	for i, a := range acts {
-		names[i] = string(a.Address)
+// staleError says why a saved plan was refused and how to make a fresh one.
+func staleError(e *engine.StaleError, planFile string) error {
+	switch e.What {
+	case engine.StaleManifests:
+		return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Run 'appfleet plan --out %s' again", planFile, planFile)
+	case engine.StaleUnplaced:
+		return fmt.Errorf("%s does not say where app %s goes; run 'appfleet plan --out %s' again", planFile, e.App, planFile)
+	case engine.StaleSecrets:
+		return fmt.Errorf("secrets changed since %s was saved (%s); nothing was changed. Run 'appfleet plan --out %s' again",
+			planFile, strings.Join(e.Secrets, ", "), planFile)
+	}
+	var b strings.Builder
+	for _, s := range e.Resources {
+		fmt.Fprintf(&b, "\n  %s", s)
+	}
+	return fmt.Errorf("%s is stale; nothing was changed:%s\nRun 'appfleet plan --out %s' again", planFile, b.String(), planFile)
+}
+
+// addresses lists addresses for a message: "app.a, app.b".
+func addresses(as []plan.Address) string {
+	names := make([]string, len(as))
+	for i, a := range as {
+		names[i] = string(a)
 	}
 	return strings.Join(names, ", ")
-}
-
-// applyPlan shows a plan, refuses data loss that was not allowed, asks for confirmation and carries it out.
-// buildErr is what building the plan returned (a blocked plan); unchanged says what a refusal leaves as it
-// was.
-func applyPlan(ctx context.Context, fl *fleet, opts *applyOptions, p *plan.Plan, buildErr error, snap plan.Snapshot, endpoints map[string]providers.Endpoint, unchanged string) error {
-	io := opts.F.IO
-	if err := showPlan(io, p, cmp.Or(buildErr, p.Err())); err != nil || !p.HasChanges() {
-		return err
-	}
-	if loss := p.DataLoss(); len(loss) > 0 && !opts.AllowDataLoss {
-		return fmt.Errorf("the plan loses data in %s (marked above); %s. Re-run with --allow-data-loss to accept that", addresses(loss), unchanged)
-	}
-	if err := confirmChange(ctx, io, opts.Yes, "Apply these changes?", "apply cancelled; "+unchanged); err != nil {
-		return err
-	}
-	par := opts.Parallelism
-	if par == 0 {
-		par = fl.manifests.Parallelism()
-	}
-	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: par, AllowDataLoss: opts.AllowDataLoss}, "Apply")
 }
 
 // readSavedPlanArg returns the saved plan when args is exactly one file that holds one.

@@ -1,8 +1,10 @@
 package cli
 
 import (
-	"cmp"
 	"context"
+
+	"github.com/appfleet/appfleet/engine"
+	"github.com/appfleet/appfleet/plan"
 
 	"github.com/spf13/cobra"
 )
@@ -36,28 +38,19 @@ confirmation (or takes --yes), and carries it out. Protected apps stop it: nothi
 
 func runDestroy(ctx context.Context, opts *destroyOptions) error {
 	io := opts.F.IO
-	fl, err := loadFleet(opts.F, opts.Paths, noSecrets)
+	m, err := loadManifests(opts.F, opts.Paths, noSecrets)
 	if err != nil {
 		return err
 	}
-	lk, err := fl.beginChange("destroy", opts.Yes)
-	if err != nil {
+	if err := canConfirm(io, "destroy", opts.Yes); err != nil {
 		return err
 	}
-	defer lk.Release()
-	snap, endpoints, err := fl.observe(ctx)
-	if err != nil {
-		return err
+	req := engine.Request{
+		Manifests: m, Paths: opts.Paths, Targets: opts.Targets, Destroy: true,
+		Approve: func(ctx context.Context, _ engine.Pass, _ *plan.Plan) error {
+			return confirmChange(ctx, io, opts.Yes, "Destroy these resources? Apps' data is archived, not erased.", "destroy cancelled; nothing was changed")
+		},
 	}
-	p, err := fl.build(snap, planBuildOptions{Targets: opts.Targets, Destroy: true})
-	if p == nil {
-		return err
-	}
-	if err := showPlan(io, p, cmp.Or(err, p.Err())); err != nil || !p.HasChanges() {
-		return err
-	}
-	if err := confirmChange(ctx, io, opts.Yes, "Destroy these resources? Apps' data is archived, not erased.", "destroy cancelled; nothing was changed"); err != nil {
-		return err
-	}
-	return fl.execute(ctx, p, snap, endpoints, execOptions{Parallelism: fl.manifests.Parallelism(), AllowDataLoss: true}, "Destroy")
+	_, err = opts.F.newEngine().Apply(ctx, req, newSink(io, "Destroy"))
+	return blocked(io.ErrOut, cliError(err))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/appfleet/appfleet/engine"
 )
 
 // Exit codes, the same in every command.
@@ -19,8 +21,8 @@ const (
 // what went wrong wrap ErrSilent so Main prints nothing more.
 var (
 	ErrChanges     = errors.New("plan has changes")
-	ErrPartial     = errors.New("some actions failed")
-	ErrInterrupted = errors.New("interrupted")
+	ErrPartial     = engine.ErrPartial
+	ErrInterrupted = engine.ErrInterrupted
 	ErrSilent      = errors.New("already reported")
 )
 

@@ -1,36 +1,21 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
-	"slices"
+	"strings"
 	"time"
 
+	"github.com/appfleet/appfleet/apply"
+	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
-	"github.com/appfleet/appfleet/providers"
-	"github.com/appfleet/appfleet/providers/all"
 	"github.com/appfleet/appfleet/spec"
 )
 
-// observeTimeout bounds how long one runtime's API may take before it shows as unreachable.
-const observeTimeout = 10 * time.Second
-
-// fleet is a loaded set of manifests with everything needed to observe and change what they declare.
-type fleet struct {
-	f         *Factory
-	paths     []string        // absolute manifest paths as given ("-" kept)
-	manifests *spec.Manifests // as written, secrets unresolved
-	resolved  *spec.Manifests // secrets resolved; their values go only to runtimes
-	stateDir  string
-	registry  providers.Registry
-	config    providers.Config
-	// placed are the resolved apps with every placement fixed to an environment, once the fleet has
-	// been observed and planned (or pinned from a saved plan); placedWhy says why, by app.
-	placed    []spec.App
-	placedWhy map[string]string
+// newEngine returns the engine every fleet command runs: the factory's providers and state dir.
+func (f *Factory) newEngine() *engine.Engine {
+	return engine.New(engine.Config{Registry: f.registry(), StateDir: f.StateDir})
 }
 
 // secretUse says whether a command sends secrets to runtimes, and so needs their values.
@@ -41,101 +26,82 @@ const (
 	noSecrets   secretUse = false // status and destroy never use a value: an unreadable secret is a warning
 )
 
-// loadFleet reads, validates and resolves the manifests under paths (the current directory when none).
-// It prints every diagnostic to stderr and returns a silent error when any of them is an error.
-func loadFleet(f *Factory, paths []string, secrets secretUse) (*fleet, error) {
-	if len(paths) == 0 {
-		paths = []string{"."}
-	}
-	abs := make([]string, len(paths))
-	for i, p := range paths {
-		abs[i] = p
-		if p != "-" {
-			if a, err := filepath.Abs(p); err == nil {
-				abs[i] = a
-			}
-		}
-	}
-	m, diags := spec.LoadWith(paths, f.IO.In, spec.LoadOptions{SecretsOptional: secrets == noSecrets})
-	printDiagnostics(f.IO.ErrOut, diags)
-	if diags.HasErrors() {
-		return nil, silent(errors.New("manifests are not valid"))
-	}
-	resolved := m
-	if secrets == needSecrets {
-		var err error
-		if resolved, err = m.ResolveSecrets(); err != nil {
-			return nil, err
-		}
-	}
-	stateDir := f.StateDir
-	if stateDir == "" {
-		stateDir = filepath.Join(m.Root, ".appfleet")
-	}
-	if a, err := filepath.Abs(stateDir); err == nil {
-		stateDir = a
-	}
-	return &fleet{
-		f: f, paths: abs, manifests: m, resolved: resolved, stateDir: stateDir,
-		registry: all.Registry(),
-		config:   providers.Config{Fleet: m.Name, StateDir: stateDir},
-	}, nil
+// loadManifests reads and validates the manifests under paths (the current directory when none), printing
+// every diagnostic to stderr; it returns a silent error when any of them is an error.
+func loadManifests(f *Factory, paths []string, secrets secretUse) (*spec.Manifests, error) {
+	m, err := f.newEngine().Load(engine.Request{Paths: paths, Stdin: f.IO.In}, bool(secrets), newSink(f.IO, ""))
+	return m, cliError(err)
 }
 
-// desired is what the manifests declare, in the planner's terms, secrets resolved and apps placed.
-func (fl *fleet) desired() plan.Desired {
-	return plan.Desired{
-		Fleet:        fl.resolved.Name,
-		Environments: fl.resolved.Environments,
-		Apps:         fl.apps(),
-		Digest:       fl.resolved.Digest,
-		Placement:    fl.placedWhy,
-		AppSets:      fl.resolved.AppSetNames(),
+// cliError turns what the engine returns into the command's error: what the sink has already shown
+// (diagnostics, failed actions) is not printed again.
+func cliError(err error) error {
+	var failed *engine.FailedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, spec.ErrInvalid):
+		return silent(errors.New("manifests are not valid"))
+	case errors.As(err, &failed):
+		return silent(err)
+	}
+	return err
+}
+
+// sink renders what the engine reports: diagnostics and warnings on stderr, each plan it is about to
+// carry out as text on stdout, and live progress on stderr. verb ("Apply", "Destroy") names the command
+// in the summary.
+type sink struct {
+	io       *IOStreams
+	verb     string
+	progress interface {
+		apply.Sink
+		Close() error
 	}
 }
 
-// apps are the declared apps, secrets resolved, placed once the fleet has been planned.
-func (fl *fleet) apps() []spec.App {
-	if fl.placed != nil {
-		return fl.placed
+func newSink(io *IOStreams, verb string) *sink { return &sink{io: io, verb: verb} }
+
+func (s *sink) Diagnostics(diags spec.Diagnostics) { printDiagnostics(s.io.ErrOut, diags) }
+
+func (s *sink) Warning(err error) { fmt.Fprintf(s.io.ErrOut, "Warning: %v\n", err) }
+
+func (s *sink) Planned(pass engine.Pass, p *plan.Plan, _ error) {
+	if pass == engine.ConvergePass {
+		fmt.Fprintln(s.io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
 	}
-	return fl.resolved.Apps
+	// A plan that cannot be written to stdout is still refused or confirmed on stderr.
+	_ = renderPlan(s.io.Out, p, "text", s.io.ColorEnabled())
 }
 
-// pin places the apps where a saved plan placed them, so that applying it carries out exactly that plan.
-func (fl *fleet) pin(saved *plan.Plan, planFile string) error {
-	where := make(map[string]string, len(saved.Desired.Apps))
-	for _, a := range saved.Desired.Apps {
-		where[a.Metadata.Name] = a.Spec.Environment
+func (s *sink) Applying(engine.Pass, *plan.Plan) {
+	if s.io.IsStderrTTY() {
+		s.progress = apply.NewTTYProgress(s.io.ErrOut)
+	} else {
+		s.progress = apply.NewPlainProgress(s.io.ErrOut)
 	}
-	apps := slices.Clone(fl.resolved.Apps)
-	for i := range apps {
-		if apps[i].Spec.Placement == nil {
-			continue
-		}
-		env, ok := where[apps[i].Metadata.Name]
-		if !ok || env == "" {
-			return fmt.Errorf("%s does not say where app %s goes; run 'appfleet plan --out %s' again", planFile, apps[i].Metadata.Name, planFile)
-		}
-		apps[i].Spec.Environment, apps[i].Spec.Placement = env, nil
-	}
-	fl.placed, fl.placedWhy = apps, saved.Desired.Placement
-	return nil
 }
 
-// observe asks every provider and runtime what runs now. Problems that belong to no one environment
-// (a provider that cannot list what the fleet owns) are printed as warnings. When ctx ends before the
-// observation is complete it returns an error wrapping ErrInterrupted: what it saw is partial (runtimes
-// that did not answer look unreachable or absent), and nothing may be planned, saved or shown from it.
-func (fl *fleet) observe(ctx context.Context) (plan.Snapshot, map[string]providers.Endpoint, error) {
-	o := providers.Observe(ctx, fl.registry, fl.config, fl.resolved.Environments, observeTimeout)
-	if ctx.Err() != nil {
-		return plan.Snapshot{}, nil, fmt.Errorf("%w while observing the fleet; nothing was changed", ErrInterrupted)
+func (s *sink) Event(e apply.Event) {
+	if s.progress != nil {
+		s.progress.Event(e)
 	}
-	for _, p := range o.Problems {
-		fmt.Fprintf(fl.f.IO.ErrOut, "Warning: %v\n", p)
+}
+
+func (s *sink) Applied(_ engine.Pass, res apply.Result, took time.Duration) {
+	if s.progress != nil {
+		_ = s.progress.Close()
 	}
-	return o.Snapshot, o.Endpoints, nil
+	errOut := s.io.ErrOut
+	fmt.Fprintf(errOut, "\n%s finished in %s: %d succeeded, %d failed, %d skipped.\n",
+		s.verb, apply.FormatDuration(took), len(res.Succeeded), len(res.Failed), len(res.Skipped))
+	switch {
+	case res.Interrupted:
+		fmt.Fprintln(errOut, "Interrupted: the actions in flight finished and no more were started. Run the command again to converge.")
+	case len(res.Failed) > 0 || len(res.Skipped) > 0:
+		fmt.Fprintf(errOut, "Failed: %s. Fix the cause and run the command again; what succeeded is kept.\n",
+			strings.Join(append(res.Failed, res.Skipped...), ", "))
+	}
 }
 
 // printDiagnostics writes each diagnostic as "file:line:col: summary" with its hint on the next line.

@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
 	"github.com/spf13/cobra"
 )
@@ -52,22 +52,17 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 	if err := checkPlanFormat(opts.Output); err != nil {
 		return err
 	}
-	fl, err := loadFleet(opts.F, opts.Paths, needSecrets)
-	if err != nil {
-		return err
+	res, err := opts.F.newEngine().Plan(ctx, engine.Request{
+		Paths: opts.Paths, Stdin: opts.F.IO.In, Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance,
+	}, newSink(opts.F.IO, ""))
+	if res == nil {
+		return cliError(err)
 	}
-	snap, _, err := fl.observe(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := fl.build(snap, planBuildOptions{Prune: opts.Prune, Targets: opts.Targets, Rebalance: opts.Rebalance})
-	if p == nil {
-		return err
-	}
+	p := res.Plan
 	if rerr := renderPlan(opts.F.IO.Out, p, opts.Output, opts.F.IO.ColorEnabled()); rerr != nil {
 		return rerr
 	}
-	if err := cmp.Or(err, p.Err()); err != nil {
+	if err != nil {
 		return blocked(opts.F.IO.ErrOut, err)
 	}
 	if opts.Out != "" {

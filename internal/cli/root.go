@@ -10,6 +10,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/appfleet/appfleet/providers"
+	"github.com/appfleet/appfleet/providers/all"
 )
 
 // annotationLongRunning marks a command that runs until stopped (the runtime, a daemon): it keeps the
@@ -19,12 +22,22 @@ const annotationLongRunning = "appfleet.dev/long-running"
 // shortLivedGCPercent is the garbage collector target of every other command.
 const shortLivedGCPercent = 400
 
-// Factory carries what every command needs: streams and the global flags.
+// Factory carries what every command needs: streams, the providers and the global flags.
 type Factory struct {
 	IO *IOStreams
+	// Registry returns the providers environments may name; nil means every provider of this build.
+	// Tests hand in a fake one.
+	Registry func() providers.Registry
 	// StateDir is --state-dir (or APPFLEET_STATE_DIR); empty means ".appfleet" beside the manifests.
 	StateDir string
 	NoColor  bool
+}
+
+func (f *Factory) registry() providers.Registry {
+	if f.Registry != nil {
+		return f.Registry()
+	}
+	return all.Registry()
 }
 
 // Main runs the command line and returns the process exit code.

@@ -8,7 +8,9 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -67,15 +69,11 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 	if opts.Output != "table" && opts.Output != "json" {
 		return fmt.Errorf("unknown output format %q for status; use table or json", opts.Output)
 	}
-	fl, err := loadFleet(opts.F, opts.Paths, noSecrets)
+	res, err := opts.F.newEngine().Observe(ctx, engine.Request{Paths: opts.Paths, Stdin: opts.F.IO.In}, newSink(opts.F.IO, ""))
 	if err != nil {
-		return err
+		return cliError(err)
 	}
-	snap, _, err := fl.observe(ctx)
-	if err != nil {
-		return err
-	}
-	rep := buildStatus(fl, snap)
+	rep := buildStatus(res.Manifests, res.Snapshot)
 	if opts.Output == "json" {
 		enc := json.NewEncoder(opts.F.IO.Out)
 		enc.SetIndent("", "  ")
@@ -105,10 +103,10 @@ func runStatus(ctx context.Context, opts *statusOptions) error {
 	return w.Flush()
 }
 
-func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
+func buildStatus(m *spec.Manifests, snap plan.Snapshot) statusReport {
 	rep := statusReport{Fleet: snap.Fleet, Environments: []environmentStatus{}, Apps: []appStatus{}}
 	declaredApps := map[string]string{}
-	for _, a := range fl.manifests.Apps {
+	for _, a := range m.Apps {
 		declaredApps[a.Metadata.Name] = a.Spec.State
 	}
 	seenApps := map[string]bool{}
@@ -119,7 +117,7 @@ func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
 	sort.Strings(names)
 	for _, n := range names {
 		es := snap.Environments[n]
-		_, declared := fl.manifests.Environment(n)
+		_, declared := m.Environment(n)
 		health := "healthy"
 		switch {
 		case !es.Exists && es.Error != "":
@@ -144,7 +142,7 @@ func buildStatus(fl *fleet, snap plan.Snapshot) statusReport {
 			})
 		}
 	}
-	for _, a := range fl.manifests.Apps {
+	for _, a := range m.Apps {
 		if !seenApps[a.Metadata.Name] {
 			// An app whose runtime exists but does not answer may well be there: say so rather than absent.
 			st := "absent"

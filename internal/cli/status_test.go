@@ -45,7 +45,7 @@ metadata: {name: wiki}
 spec: {environment: stage, state: stopped}
 `), 0o644))
 	io, _, _, _ := TestIO(false)
-	fl, err := loadFleet(&Factory{IO: io, StateDir: t.TempDir()}, []string{dir}, noSecrets)
+	m, err := loadManifests(&Factory{IO: io, StateDir: t.TempDir()}, []string{dir}, noSecrets)
 	require.NoError(t, err)
 	snap := plan.Snapshot{Fleet: "x", Environments: map[string]plan.EnvironmentState{
 		"dev": {Name: "dev", Provider: "local", Exists: true, Running: true, Reachable: true,
@@ -54,7 +54,7 @@ spec: {environment: stage, state: stopped}
 		"stage": {Name: "stage", Provider: "local"},
 		"qa":    {Name: "qa", Provider: "docker", Error: "provider \"docker\" is not available in this build"},
 	}}
-	rep := buildStatus(fl, snap)
+	rep := buildStatus(m, snap)
 	got := map[string]appStatus{}
 	for _, a := range rep.Apps {
 		got[a.Name] = a

@@ -267,7 +267,7 @@ func (p *Provider) create(ctx context.Context, h *host, env spec.Environment, re
 		return nil, err
 	}
 	labels := p.labels(name)
-	labels[providers.LabelSpecHash] = env.SpecHash()
+	labels[spec.LabelSpecHash] = env.SpecHash()
 	labels[labelSpec] = string(specJSON)
 	labels[labelImage] = ref
 

@@ -62,10 +62,10 @@ func (p *Provider) inspectRef(ctx context.Context, h *host, ref, fleet, env stri
 	if info.Config != nil {
 		labels = info.Config.Labels
 	}
-	if labels[providers.LabelFleet] != fleet || labels[providers.LabelEnvironment] != env || labels[labelRole] != "" {
+	if labels[spec.LabelFleet] != fleet || labels[spec.LabelEnvironment] != env || labels[labelRole] != "" {
 		return nil, fmt.Errorf("a container named %s exists on %s and is not environment %q of fleet %q (its labels %s=%q, %s=%q); "+
 			"appfleet never adopts or removes what it did not create: rename or remove that container, or rename the environment",
-			name, h.display(), env, fleet, providers.LabelFleet, labels[providers.LabelFleet], providers.LabelEnvironment, labels[providers.LabelEnvironment])
+			name, h.display(), env, fleet, spec.LabelFleet, labels[spec.LabelFleet], spec.LabelEnvironment, labels[spec.LabelEnvironment])
 	}
 	c := &current{id: info.ID, name: name, env: env, fleet: fleet, info: info}
 	if raw := labels[labelSpec]; raw != "" {
@@ -87,7 +87,7 @@ func (p *Provider) observed(ctx context.Context, h *host, c *current, declared *
 		Fleet:       c.fleet,
 		Provider:    spec.ProviderDocker,
 		Running:     c.running(),
-		SpecHash:    labels[providers.LabelSpecHash],
+		SpecHash:    labels[spec.LabelSpecHash],
 		Detail: map[string]string{
 			"host":      h.display(),
 			"container": c.name,
@@ -320,7 +320,7 @@ func (p *Provider) volume(ctx context.Context, h *host, env string) (*volume.Vol
 		return nil, fmt.Errorf("inspect volume %s on %s: %w", name, h.display(), err)
 	}
 	v := res.Volume
-	if v.Labels[providers.LabelFleet] != p.fleet || v.Labels[providers.LabelEnvironment] != env || v.Labels[labelArchived] != "" {
+	if v.Labels[spec.LabelFleet] != p.fleet || v.Labels[spec.LabelEnvironment] != env || v.Labels[labelArchived] != "" {
 		return nil, fmt.Errorf("a volume named %s exists on %s and is not the data of environment %q of fleet %q; "+
 			"appfleet never adopts or removes what it did not create: rename or remove that volume, or rename the environment", name, h.display(), env, p.fleet)
 	}
@@ -328,7 +328,7 @@ func (p *Provider) volume(ctx context.Context, h *host, env string) (*volume.Vol
 }
 
 func (p *Provider) labels(env string) map[string]string {
-	return map[string]string{providers.LabelFleet: p.fleet, providers.LabelEnvironment: env}
+	return map[string]string{spec.LabelFleet: p.fleet, spec.LabelEnvironment: env}
 }
 
 // ensureVolume returns the environment's volume, creating it labelled when absent.
@@ -371,7 +371,7 @@ func logTail(ctx context.Context, h *host, id string, lines int) string {
 // archives returns the names of env's archived volumes, oldest first.
 func (p *Provider) archives(ctx context.Context, h *host, env string) ([]string, error) {
 	res, err := h.cli.VolumeList(ctx, client.VolumeListOptions{Filters: client.Filters{}.
-		Add("label", providers.LabelFleet+"="+p.fleet, providers.LabelEnvironment+"="+env, labelArchived)})
+		Add("label", spec.LabelFleet+"="+p.fleet, spec.LabelEnvironment+"="+env, labelArchived)})
 	if err != nil {
 		return nil, fmt.Errorf("list volumes on %s: %w", h.display(), err)
 	}
@@ -441,7 +441,7 @@ func (p *Provider) helper(ctx context.Context, h *host, env, role, image, vol st
 	labels := p.labels(env)
 	labels[labelRole] = role
 	if old, err := h.cli.ContainerInspect(ctx, cname, client.ContainerInspectOptions{}); err == nil {
-		if old.Container.Config == nil || old.Container.Config.Labels[labelRole] != role || old.Container.Config.Labels[providers.LabelFleet] != p.fleet {
+		if old.Container.Config == nil || old.Container.Config.Labels[labelRole] != role || old.Container.Config.Labels[spec.LabelFleet] != p.fleet {
 			return "", nil, fmt.Errorf("a container named %s exists and is not appfleet's; rename or remove it", cname)
 		}
 		_, _ = h.cli.ContainerRemove(ctx, old.Container.ID, client.ContainerRemoveOptions{Force: true})

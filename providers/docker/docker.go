@@ -17,7 +17,7 @@ import (
 	"github.com/appfleet/appfleet/spec"
 )
 
-// Labels of what the provider creates, beside providers.LabelFleet, LabelEnvironment and LabelSpecHash.
+// Labels of what the provider creates, beside spec.LabelFleet, LabelEnvironment and LabelSpecHash.
 const (
 	// labelSpec holds the environment's redacted spec, as JSON, the container was created with.
 	labelSpec = "appfleet.dev/spec"
@@ -200,13 +200,13 @@ func (p *Provider) List(ctx context.Context, fleet string) ([]providers.Observed
 	for _, h := range hosts {
 		res, err := h.cli.ContainerList(ctx, client.ContainerListOptions{
 			All:     true,
-			Filters: client.Filters{}.Add("label", providers.LabelFleet+"="+fleet),
+			Filters: client.Filters{}.Add("label", spec.LabelFleet+"="+fleet),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list containers on %s: %w", h.display(), err)
 		}
 		for _, c := range res.Items {
-			env := c.Labels[providers.LabelEnvironment]
+			env := c.Labels[spec.LabelEnvironment]
 			if env == "" || c.Labels[labelRole] != "" || seen[env] {
 				continue
 			}

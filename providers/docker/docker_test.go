@@ -72,7 +72,7 @@ func uniqueFleet(t *testing.T, cli *client.Client) string {
 func removeFleet(cli *client.Client, fleet string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	label := client.Filters{}.Add("label", providers.LabelFleet+"="+fleet)
+	label := client.Filters{}.Add("label", spec.LabelFleet+"="+fleet)
 	if cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: label}); err == nil {
 		for _, c := range cs.Items {
 			_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/appfleet/appfleet/providers"
+	"github.com/appfleet/appfleet/spec"
 )
 
 // cliRun is one run of the appfleet binary.
@@ -219,7 +219,7 @@ func TestExampleEndToEnd(t *testing.T) {
 	_, err = cli.VolumeInspect(t.Context(), ctr+"-data", client.VolumeInspectOptions{})
 	assert.Error(t, err, "the environment's volume is gone")
 	vols, err := cli.VolumeList(t.Context(), client.VolumeListOptions{Filters: client.Filters{}.
-		Add("label", providers.LabelFleet+"="+fleet, "appfleet.dev/archived")})
+		Add("label", spec.LabelFleet+"="+fleet, "appfleet.dev/archived")})
 	require.NoError(t, err)
 	require.Len(t, vols.Items, 1, "one archived volume holds the data")
 

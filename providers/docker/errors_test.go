@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -78,7 +77,7 @@ func TestBadInput(t *testing.T) {
 
 func requireNothingOf(t *testing.T, cli *client.Client, fleet string) {
 	t.Helper()
-	label := client.Filters{}.Add("label", providers.LabelFleet+"="+fleet)
+	label := client.Filters{}.Add("label", spec.LabelFleet+"="+fleet)
 	cs, err := cli.ContainerList(t.Context(), client.ContainerListOptions{All: true, Filters: label})
 	require.NoError(t, err)
 	assert.Empty(t, cs.Items, "no container is left")

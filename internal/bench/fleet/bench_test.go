@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/placement"
 	"github.com/appfleet/appfleet/plan"
 	"github.com/appfleet/appfleet/providers"
@@ -188,7 +189,7 @@ func BenchmarkPlanScaling(b *testing.B) {
 
 // BenchmarkPlanPhases does in-process what `appfleet plan` does, phase by phase, for 100, 1,000 and
 // 5,000 apps, and reports each phase's time: reading and validating the manifests (spec.Load and
-// ResolveSecrets), observing every environment and runtime (providers.Observe), computing the plan
+// ResolveSecrets), observing every environment and runtime (engine.Observe), computing the plan
 // (plan.Build) and writing it (plan.RenderText). start-ms is `appfleet version` as a process, the floor
 // any command pays to start. Run it with -cpuprofile or -memprofile to see what dominates.
 func BenchmarkPlanPhases(b *testing.B) {
@@ -305,7 +306,7 @@ func BenchmarkAppSetNoopPlan(b *testing.B) {
 
 // BenchmarkAppSetPhases does in-process what `appfleet plan` does for 10,000 generated apps over 20
 // environments, phase by phase: load (spec.Load: parse, expand the AppSets, validate; and
-// ResolveSecrets), observe (providers.Observe), place (placement.Place) and build (plan.Build).
+// ResolveSecrets), observe (engine.Observe), place (placement.Place) and build (plan.Build).
 func BenchmarkAppSetPhases(b *testing.B) {
 	const n = 10_000
 	fx := appliedFleetFixture(b, "appset-10000", n, appSetEnvironments, WriteAppSetManifests)
@@ -359,10 +360,10 @@ func (fx *appliedFixture) load(b *testing.B) (m, resolved *spec.Manifests) {
 }
 
 // observe observes the fixture's environments and runtimes in-process and fails unless all answered.
-func (fx *appliedFixture) observe(b *testing.B, resolved *spec.Manifests) providers.Observation {
+func (fx *appliedFixture) observe(b *testing.B, resolved *spec.Manifests) engine.Observation {
 	b.Helper()
 	cfg := providers.Config{Fleet: resolved.Name, StateDir: fx.state, Binary: binary.path}
-	o := providers.Observe(b.Context(), all.Registry(), cfg, resolved.Environments, providers.DefaultObserveTimeout)
+	o := engine.Observe(b.Context(), all.Registry(), cfg, resolved.Environments, engine.DefaultObserveTimeout)
 	for name, st := range o.Snapshot.Environments {
 		if st.Error != "" || !st.Reachable {
 			b.Fatalf("environment %s was not observed: %q", name, st.Error)

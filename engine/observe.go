@@ -1,15 +1,21 @@
-package providers
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -26,37 +32,31 @@ type Observation struct {
 	Snapshot plan.Snapshot
 	// Endpoints are the management API endpoints (with tokens) of every environment that exists, by name,
 	// for the executor to act through.
-	Endpoints map[string]Endpoint
+	Endpoints map[string]providers.Endpoint
 	// Problems are failures that belong to no single environment, such as a provider that could not list
 	// what the fleet owns; undeclared environments may be missing from Snapshot because of them.
 	Problems []error
 }
 
-// ObserveFleet observes every declared environment and every environment the fleet owns but no longer
-// declares; see Observe. It never fails: what could not be observed is recorded in the snapshot.
-func ObserveFleet(ctx context.Context, reg Registry, cfg Config, envs []spec.Environment, timeout time.Duration) (plan.Snapshot, map[string]Endpoint) {
-	o := Observe(ctx, reg, cfg, envs, timeout)
-	return o.Snapshot, o.Endpoints
-}
-
 // Observe asks, in parallel, each declared environment's provider for its runtime and each running
-// runtime's management API for its apps, then every registered provider for the environments cfg.Fleet
-// owns that envs no longer declares (those are what prune removes). timeout bounds each runtime's API
+// runtime's management API for its apps, and every registered provider for the environments cfg.Fleet
+// owns that envs no longer declare (those are what prune removes). timeout bounds each runtime's API
 // (zero means DefaultObserveTimeout); ctx bounds everything.
 //
 // It never fails and never panics on a provider's behalf: a provider error or an unreachable runtime is
-// recorded in that environment's state (Error, Reachable false), so that a plan can show it.
-func Observe(ctx context.Context, reg Registry, cfg Config, envs []spec.Environment, timeout time.Duration) Observation {
+// recorded in that environment's state (Error, Reachable false), so that a plan can show it. When ctx
+// ends before it is done, what it returns is partial: callers check ctx.Err() before using it.
+func Observe(ctx context.Context, reg providers.Registry, cfg providers.Config, envs []spec.Environment, timeout time.Duration) Observation {
 	if timeout <= 0 {
 		timeout = DefaultObserveTimeout
 	}
 	o := &observer{reg: reg, cfg: cfg, timeout: timeout, providers: map[string]*lazyProvider{}}
 	out := Observation{
 		Snapshot:  plan.Snapshot{Fleet: cfg.Fleet, Environments: map[string]plan.EnvironmentState{}},
-		Endpoints: map[string]Endpoint{},
+		Endpoints: map[string]providers.Endpoint{},
 	}
 	var mu sync.Mutex
-	record := func(st plan.EnvironmentState, ep Endpoint) {
+	record := func(st plan.EnvironmentState, ep providers.Endpoint) {
 		mu.Lock()
 		defer mu.Unlock()
 		out.Snapshot.Environments[st.Name] = st
@@ -64,34 +64,20 @@ func Observe(ctx context.Context, reg Registry, cfg Config, envs []spec.Environm
 			out.Endpoints[st.Name] = ep
 		}
 	}
-
 	declared := map[string]bool{}
 	for _, env := range envs {
 		declared[env.Metadata.Name] = true
 	}
-	sem := make(chan struct{}, observeParallelism)
-	var wg sync.WaitGroup
-	run := func(f func()) {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			f()
-		})
-	}
 
-	for _, env := range envs {
-		run(func() { record(o.declared(ctx, env)) })
-	}
-
-	// Undeclared environments: every registered provider kind, listed in parallel with the declared ones.
-	kinds := make([]string, 0, len(reg))
-	for k := range reg {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
+	// Every environment is observed in one bounded group. The providers' List calls (one per registered
+	// kind, a handful) run beside it, outside the bound, so that a List waiting for a free slot to observe
+	// what it found can never hold a slot itself.
+	var g errgroup.Group
+	g.SetLimit(observeParallelism)
+	var listers sync.WaitGroup
 	var problems []error
-	for _, kind := range kinds {
-		run(func() {
+	for _, kind := range slices.Sorted(maps.Keys(reg)) {
+		listers.Go(func() {
 			owned, err := o.list(ctx, kind)
 			if err != nil {
 				mu.Lock()
@@ -100,22 +86,26 @@ func Observe(ctx context.Context, reg Registry, cfg Config, envs []spec.Environm
 				return
 			}
 			for _, obs := range owned {
-				if declared[obs.Environment] {
-					continue
+				if !declared[obs.Environment] {
+					g.Go(func() error { record(o.undeclared(ctx, obs)); return nil })
 				}
-				run(func() { record(o.undeclared(ctx, obs)) })
 			}
 		})
 	}
-	wg.Wait()
+	for _, env := range envs {
+		g.Go(func() error { record(o.declared(ctx, env)); return nil })
+	}
+	// The listers add to g: they finish before g is waited for, so nothing is added after Wait begins.
+	listers.Wait()
+	_ = g.Wait()
 	sort.Slice(problems, func(i, j int) bool { return problems[i].Error() < problems[j].Error() })
 	out.Problems = problems
 	return out
 }
 
 type observer struct {
-	reg     Registry
-	cfg     Config
+	reg     providers.Registry
+	cfg     providers.Config
 	timeout time.Duration
 
 	mu        sync.Mutex
@@ -125,11 +115,11 @@ type observer struct {
 // lazyProvider builds each provider kind once, however many environments use it.
 type lazyProvider struct {
 	once sync.Once
-	p    Provider
+	p    providers.Provider
 	err  error
 }
 
-func (o *observer) provider(kind string) (Provider, error) {
+func (o *observer) provider(kind string) (providers.Provider, error) {
 	o.mu.Lock()
 	lp, ok := o.providers[kind]
 	if !ok {
@@ -148,39 +138,39 @@ func (o *observer) provider(kind string) (Provider, error) {
 	return lp.p, lp.err
 }
 
-func (o *observer) declared(ctx context.Context, env spec.Environment) (st plan.EnvironmentState, ep Endpoint) {
+func (o *observer) declared(ctx context.Context, env spec.Environment) (st plan.EnvironmentState, ep providers.Endpoint) {
 	st = plan.EnvironmentState{Name: env.Metadata.Name, Provider: env.Spec.Provider}
 	defer recoverInto(&st)
 	p, err := o.provider(env.Spec.Provider)
 	if err != nil {
 		st.Error, st.ProviderUnavailable = err.Error(), true
-		return st, Endpoint{}
+		return st, providers.Endpoint{}
 	}
 	obs, err := p.Observe(ctx, env)
-	if errors.Is(err, ErrNotFound) {
-		return st, Endpoint{}
+	if errors.Is(err, providers.ErrNotFound) {
+		return st, providers.Endpoint{}
 	}
 	if err != nil {
 		st.Error = fmt.Sprintf("observe %s runtime: %v", env.Spec.Provider, err)
-		return st, Endpoint{}
+		return st, providers.Endpoint{}
 	}
 	return o.runtime(ctx, st, obs)
 }
 
-func (o *observer) undeclared(ctx context.Context, obs Observed) (st plan.EnvironmentState, ep Endpoint) {
+func (o *observer) undeclared(ctx context.Context, obs providers.Observed) (st plan.EnvironmentState, ep providers.Endpoint) {
 	st = plan.EnvironmentState{Name: obs.Environment, Provider: obs.Provider}
 	defer recoverInto(&st)
 	return o.runtime(ctx, st, obs)
 }
 
 // runtime fills st from what the provider observed and, when the runtime runs, from its management API.
-func (o *observer) runtime(ctx context.Context, st plan.EnvironmentState, obs Observed) (plan.EnvironmentState, Endpoint) {
+func (o *observer) runtime(ctx context.Context, st plan.EnvironmentState, obs providers.Observed) (plan.EnvironmentState, providers.Endpoint) {
 	st.Exists = true
 	st.Running = obs.Running
 	st.SpecHash = obs.SpecHash
 	st.Spec = obs.Spec
 	st.Endpoint = obs.Endpoint.URL
-	st.Changes = obs.Changes
+	st.Changes = nestedChanges(obs.Changes)
 	if !obs.Running {
 		return st, obs.Endpoint
 	}
@@ -198,13 +188,35 @@ func (o *observer) runtime(ctx context.Context, st plan.EnvironmentState, obs Ob
 		st.Error = fmt.Sprintf("runtime at %s is unreachable: %v", obs.Endpoint.URL, err)
 		return st, obs.Endpoint
 	}
-	sort.Slice(apps, func(i, j int) bool { return apps[i].Name < apps[j].Name })
+	slices.SortFunc(apps, func(a, b api.App) int { return strings.Compare(a.Name, b.Name) })
 	st.Reachable = true
 	st.Apps = apps
 	return st, obs.Endpoint
 }
 
-func (o *observer) list(ctx context.Context, kind string) (owned []Observed, err error) {
+// nestedChanges turns a provider's own planned changes into the planner's terms.
+func nestedChanges(cs []providers.ResourceChange) []plan.NestedChange {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]plan.NestedChange, len(cs))
+	for i, c := range cs {
+		out[i] = plan.NestedChange{
+			Address: c.Address, Action: c.Action, Drift: c.Drift, Reason: c.Reason,
+			Mode: c.Mode, Type: c.Type, Name: c.Name, ProviderName: c.ProviderName,
+			Before: c.Before, After: c.After, AfterUnknown: c.AfterUnknown,
+			BeforeSensitive: c.BeforeSensitive, AfterSensitive: c.AfterSensitive,
+		}
+		for _, d := range c.Diffs {
+			out[i].Diffs = append(out[i].Diffs, plan.FieldDiff{
+				Path: d.Path, Kind: plan.FieldDiffKind(d.Kind), Before: d.Before, After: d.After, Sensitive: d.Sensitive,
+			})
+		}
+	}
+	return out
+}
+
+func (o *observer) list(ctx context.Context, kind string) (owned []providers.Observed, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("list %s environments of fleet %q: provider panicked: %v", kind, o.cfg.Fleet, r)

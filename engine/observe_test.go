@@ -1,4 +1,4 @@
-package providers_test
+package engine_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/providers/all"
@@ -105,7 +106,8 @@ func TestObserveFleetAgainstRealRuntimes(t *testing.T) {
 
 	start := time.Now()
 	timeout := 500 * time.Millisecond
-	snap, eps := providers.ObserveFleet(t.Context(), reg, cfg, []spec.Environment{up, crashed, hung, absent, ship}, timeout)
+	o := engine.Observe(t.Context(), reg, cfg, []spec.Environment{up, crashed, hung, absent, ship}, timeout)
+	snap, eps := o.Snapshot, o.Endpoints
 	assert.Less(t, time.Since(start), 4*timeout, "a hung runtime costs one timeout, in parallel with the rest")
 
 	assert.Equal(t, "acme", snap.Fleet)
@@ -180,7 +182,7 @@ func TestObserveContainsFaultyProviders(t *testing.T) {
 	env := func(name string) spec.Environment {
 		return spec.Environment{Metadata: spec.Metadata{Name: name}, Spec: spec.EnvironmentSpec{Provider: "faulty"}}
 	}
-	o := providers.Observe(t.Context(), reg, providers.Config{Fleet: "acme"},
+	o := engine.Observe(t.Context(), reg, providers.Config{Fleet: "acme"},
 		[]spec.Environment{env("boom"), env("down"), env("ghost")}, time.Second)
 
 	assert.Contains(t, o.Snapshot.Environments["boom"].Error, "panicked: boom")

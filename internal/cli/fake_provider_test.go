@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/engine/enginetest"
+	"github.com/appfleet/appfleet/providers"
+)
+
+// runWith runs one command line with the fake provider and returns its exit code, stdout and stderr.
+func runWith(t *testing.T, fake *enginetest.Provider, stateDir string, args ...string) (int, string, string) {
+	t.Helper()
+	io, _, out, errOut := TestIO(false)
+	f := &Factory{IO: io, StateDir: stateDir, Registry: func() providers.Registry { return fake.Registry() }}
+	code := Run(t.Context(), f, args)
+	return code, out.String(), errOut.String()
+}
+
+// apply, plan, status and destroy run through the provider the factory hands in: the commands build the
+// engine with it, and nothing reaches the real local provider (no process is started).
+func TestCommandsThroughFakeProvider(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(enginetest.Manifests), 0o644))
+	state := filepath.Join(t.TempDir(), "state")
+	fake := enginetest.NewProvider(t)
+
+	code, out, errOut := runWith(t, fake, state, "apply", dir, "--yes")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "+ environment.dev")
+	assert.Contains(t, out, "+ app.crm")
+	assert.Contains(t, out, "Plan: 2 to create, 0 to update, 0 to delete.")
+	assert.Contains(t, errOut, "environment.dev: Creation complete")
+	assert.Contains(t, errOut, "app.crm: Creation complete")
+	assert.Contains(t, errOut, "Apply finished in ")
+	assert.Contains(t, errOut, ": 2 succeeded, 0 failed, 0 skipped.")
+	assert.Equal(t, []string{"apply dev"}, fake.Calls())
+	rt := fake.Runtime("dev")
+	require.NotNil(t, rt, "the fake provider's runtime was started")
+	assert.NoDirExists(t, filepath.Join(state, "environments"), "the local provider was never used")
+
+	code, out, errOut = runWith(t, fake, state, "plan", dir, "--detailed-exitcode")
+	assert.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "No changes.")
+
+	code, out, errOut = runWith(t, fake, state, "status", dir, "-o", "json")
+	require.Equal(t, ExitOK, code, errOut)
+	assert.Contains(t, out, `"status": "`+api.StatusRunning+`"`)
+
+	code, out, errOut = runWith(t, fake, state, "destroy", dir, "--yes")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "- app.crm")
+	assert.Contains(t, out, "- environment.dev")
+	assert.Equal(t, []string{"apply dev", "destroy dev"}, fake.Calls())
+	assert.Nil(t, fake.Runtime("dev"))
+}
+
+// An apply whose runtime does not answer at first plans the environment's update, brings it back, and
+// plans and applies its apps in a second pass of the same command.
+func TestApplyConvergesThroughFakeProvider(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(enginetest.Manifests), 0o644))
+	state := filepath.Join(t.TempDir(), "state")
+	fake := enginetest.NewProvider(t)
+	code, _, errOut := runWith(t, fake, state, "apply", dir, "--yes", "--target", "environment.dev")
+	require.Equal(t, ExitOK, code, errOut)
+	fake.Unreach("dev")
+
+	code, out, errOut := runWith(t, fake, state, "apply", dir, "--yes")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, errOut, "Runtimes that did not answer before answer now. Their apps need these changes too:")
+	assert.Contains(t, out, "+ app.crm")
+	assert.Equal(t, []string{"apply dev", "apply dev"}, fake.Calls(), "the unreachable runtime was converged")
+}
