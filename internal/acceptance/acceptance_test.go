@@ -51,6 +51,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"http":        cmdHTTP,
 			"killenv":     cmdKillEnv,
+			"gone":        cmdGone,
 			"waitfile":    cmdWaitFile,
 			"waitapps":    cmdWaitApps,
 			"genapps":     cmdGenApps,
@@ -67,13 +68,50 @@ type runtimeState struct {
 	Listen string `json:"listen"`
 }
 
+// readRuntimeState reads where an environment's runtime listens and its pid: from the local provider's
+// runtime.json, else from a terraform environment's record (environment.json) and the pid file that
+// examples/terraform-local's module keeps in its data dir.
 func readRuntimeState(stateDir, env string) (runtimeState, error) {
 	var st runtimeState
-	b, err := os.ReadFile(filepath.Join(stateDir, "environments", env, "runtime.json"))
+	dir := filepath.Join(stateDir, "environments", env)
+	b, err := os.ReadFile(filepath.Join(dir, "runtime.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return readTerraformState(dir)
+	}
 	if err != nil {
 		return st, err
 	}
 	return st, json.Unmarshal(b, &st)
+}
+
+func readTerraformState(dir string) (runtimeState, error) {
+	var st runtimeState
+	var rec struct {
+		Endpoint string `json:"endpoint"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "environment.json"))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return st, err
+	}
+	st.Listen = strings.TrimPrefix(rec.Endpoint, "http://")
+	if b, err := os.ReadFile(filepath.Join(dir, "data", "runtime.pid")); err == nil {
+		_, _ = fmt.Sscan(string(b), &st.PID)
+	}
+	return st, nil
+}
+
+// envToken reads an environment's management token: the local provider's token file, else the one
+// examples/terraform-local's module writes in its data dir.
+func envToken(stateDir, env string) ([]byte, error) {
+	dir := filepath.Join(stateDir, "environments", env)
+	tok, err := os.ReadFile(filepath.Join(dir, "token"))
+	if errors.Is(err, os.ErrNotExist) {
+		return os.ReadFile(filepath.Join(dir, "data", "token"))
+	}
+	return tok, err
 }
 
 // cmdHTTP sends one request to an environment's runtime: http ENV METHOD PATH [BODY]; a /v1/ path
@@ -93,7 +131,7 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	req.Header.Set("Content-Type", "application/json")
 	if strings.HasPrefix(args[2], "/v1/") {
 		// The management API: with the environment's token, as the control plane sends it.
-		tok, err := os.ReadFile(ts.MkAbs(filepath.Join(".appfleet", "environments", args[0], "token")))
+		tok, err := envToken(ts.MkAbs(".appfleet"), args[0])
 		ts.Check(err)
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
@@ -119,6 +157,24 @@ func cmdKillEnv(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(syscall.Kill(st.PID, syscall.SIGKILL))
 	for i := 0; i < 100 && syscall.Kill(st.PID, 0) == nil; i++ {
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdGone checks that the process whose pid a file holds has exited (a zombie counts as exited):
+// gone PIDFILE.
+func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: gone PIDFILE")
+	}
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	var pid int
+	_, err = fmt.Sscan(string(b), &pid)
+	ts.Check(err)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	running := err == nil && len(cmdline) > 0
+	if running != neg {
+		ts.Fatalf("process %d: running %v", pid, running)
 	}
 }
 

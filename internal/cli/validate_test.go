@@ -147,7 +147,9 @@ func TestValidate_Valid(t *testing.T) {
 var cwdAtStart, _ = os.Getwd()
 
 func TestValidate_Examples(t *testing.T) {
-	for _, ex := range []string{"single-app", "shared-memory", "hybrid", "saas-tenants"} {
+	// terraform-cloud-vm declares its runtime token from this variable.
+	t.Setenv("PROD_RUNTIME_TOKEN", "token-of-the-example")
+	for _, ex := range []string{"single-app", "shared-memory", "hybrid", "saas-tenants", "terraform-local", "terraform-cloud-vm"} {
 		t.Run(ex, func(t *testing.T) {
 			io, _, out, errOut := TestIO(false)
 			dir := filepath.Join(cwdAtStart, "..", "..", "examples", ex)

@@ -68,6 +68,11 @@ func nestedChanges(pl *tfjson.Plan, token string) []providers.ResourceChange {
 			if action == "update" || action == "replace" {
 				c.Diffs = attrDiffs("", c.Before, c.After, rc.Change.AfterUnknown)
 			}
+			if action == "replace" {
+				// A new object's computed attributes (its id, ...) are all known only after apply: what
+				// matters is what changes in its configuration.
+				c.Diffs = slices.DeleteFunc(c.Diffs, func(d providers.FieldDiff) bool { return d.After == unknownText })
+			}
 			out = append(out, c)
 		}
 	}
@@ -195,7 +200,7 @@ func display(v any) string {
 		if x == sensitiveText {
 			return x
 		}
-		return strconv.Quote(x)
+		return truncate(strconv.Quote(x))
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -205,5 +210,15 @@ func display(v any) string {
 	if strings.Contains(s, `"`+sensitiveText+`"`) {
 		s = strings.ReplaceAll(s, `"`+sensitiveText+`"`, sensitiveText)
 	}
-	return s
+	return truncate(s)
+}
+
+// maxValue bounds a value shown in a plan; the JSON plan's before and after hold it whole.
+const maxValue = 120
+
+func truncate(s string) string {
+	if len(s) <= maxValue {
+		return s
+	}
+	return s[:maxValue] + "..."
 }

@@ -193,7 +193,7 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 	if !st.exists {
 		return providers.Observed{}, fmt.Errorf("environment %q: %w", name, providers.ErrNotFound)
 	}
-	if st.token != "" && st.token != w.token {
+	if st.token != "" && st.token != w.token && !declaredToken(env) {
 		// The state holds the token (another machine applied first): use it from now on.
 		if err := w.setToken(st.token); err != nil {
 			return fail("write var file", err)
@@ -289,7 +289,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	}
 	st := readState(state.Values)
 	opts := []tfexec.ApplyOption{tfexec.VarFile(w.vars), tfexec.Refresh(true)}
-	if st.exists && st.token != "" && st.token != w.token {
+	if st.exists && st.token != "" && st.token != w.token && !declaredToken(env) {
 		if err := w.setToken(st.token); err != nil {
 			return fail("write var file", err)
 		}
@@ -316,7 +316,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	if endpoint == "" {
 		return fail("read outputs", fmt.Errorf("the module's output %q is empty after apply: it must be the runtime's base URL", outEndpoint))
 	}
-	if token != "" && token != w.token {
+	if token != "" && token != w.token && !declaredToken(env) {
 		if err := w.setToken(token); err != nil {
 			return fail("write var file", err)
 		}
@@ -324,7 +324,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	if err := providers.WaitReady(ctx, endpoint, w.token, nil, p.readyTimeout); err != nil {
 		return fail("wait for the runtime", fmt.Errorf("%w; the module applied but its runtime does not answer", err))
 	}
-	es := env.Spec
+	es := env.Spec.Redacted()
 	rec := record{Fleet: p.fleet, Environment: name, SpecHash: env.SpecHash(), Spec: &es, Endpoint: endpoint}
 	b, _ := json.MarshalIndent(rec, "", "  ")
 	if err := writePrivate(filepath.Join(w.dir, fileRecord), append(b, '\n')); err != nil {

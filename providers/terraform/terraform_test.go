@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -161,4 +162,71 @@ func jsonOf(t *testing.T, v any) string {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return string(b)
+}
+
+// TestBadModulesNameTheEnvironment applies three broken environments beside a good one, in parallel: each
+// broken one fails with an error that names it and its cause, and the good one is applied regardless.
+func TestBadModulesNameTheEnvironment(t *testing.T) {
+	needTerraform(t)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.MkdirAll(p, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(p, "main.tf"), []byte(body), 0o644))
+		return p
+	}
+	token := "variable \"token\" {\n  type      = string\n  sensitive = true\n}\n"
+	noEndpoint := write("no-endpoint", token)
+	broken := write("broken", token+"output \"endpoint\" {\n  value = var.nowhere\n}\n")
+
+	p := newProvider(t, t.TempDir())
+	envs := map[string]spec.Environment{
+		"good":        newEnv("good", nil),
+		"no-endpoint": newEnv("no-endpoint", nil),
+		"missing":     newEnv("missing", nil),
+		"broken":      newEnv("broken", nil),
+	}
+	envs["no-endpoint"].Spec.Terraform.Module = noEndpoint
+	envs["missing"].Spec.Terraform.Module = filepath.Join(dir, "not-there")
+	envs["broken"].Spec.Terraform.Module = broken
+	t.Cleanup(func() { _ = p.Destroy(t.Context(), envs["good"]) })
+
+	errs := map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for name, env := range envs {
+		wg.Go(func() {
+			_, err := p.Apply(t.Context(), env)
+			mu.Lock()
+			errs[name] = err
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	require.NoError(t, errs["good"], "a good environment is applied whatever its neighbours do")
+	for name, want := range map[string]string{
+		"no-endpoint": `has no output "endpoint": the module must output the runtime's base URL`,
+		"missing":     "does not exist",
+		"broken":      "Reference to undeclared input variable",
+	} {
+		require.Error(t, errs[name], name)
+		assert.Contains(t, errs[name].Error(), `environment "`+name+`"`)
+		assert.Contains(t, errs[name].Error(), want)
+	}
+	obs, err := p.Observe(t.Context(), envs["good"])
+	require.NoError(t, err)
+	assert.True(t, obs.Running)
+	_, err = p.Observe(t.Context(), envs["missing"])
+	require.ErrorIs(t, err, providers.ErrNotFound, "nothing was made for a module that does not exist")
+}
+
+// TestMissingBinary names the binary and the fix.
+func TestMissingBinary(t *testing.T) {
+	env := newEnv("dev", nil)
+	env.Spec.Terraform.Binary = "terraform-not-installed-here"
+	_, err := newProvider(t, t.TempDir()).Apply(t.Context(), env)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `environment "dev"`)
+	assert.Contains(t, err.Error(), `terraform binary "terraform-not-installed-here" is not on the PATH`)
 }

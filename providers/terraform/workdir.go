@@ -208,13 +208,18 @@ func (p *Provider) rootModule(env spec.Environment, source string, mod *moduleIn
 		root["module"] = map[string]any{moduleName: map[string]any{"source": literal(source)}}
 		return json.MarshalIndent(root, "", "  ")
 	}
-	specJSON, err := json.Marshal(env.Spec)
+	specJSON, err := json.Marshal(env.Spec.Redacted()) // a declared token's reference, never its value
 	if err != nil {
 		return nil, err
 	}
+	token := map[string]any{"input": "${var.token}"}
+	if !declaredToken(env) {
+		// A generated token is made once; later values are ignored, so the state keeps the first for good
+		// and a machine that has no var file yet plans no change. A declared one follows the declaration.
+		token["lifecycle"] = map[string]any{"ignore_changes": []string{"input"}}
+	}
 	root["resource"] = map[string]any{"terraform_data": map[string]any{
-		// The token is generated once; later values are ignored, so the state keeps the first for good.
-		tokenResource: map[string]any{"input": "${var.token}", "lifecycle": map[string]any{"ignore_changes": []string{"input"}}},
+		tokenResource: token,
 		envResource: map[string]any{"input": literal(map[string]any{
 			"fleet": p.fleet, "environment": env.Metadata.Name, "spec_hash": env.SpecHash(), "spec": string(specJSON),
 		})},
@@ -403,7 +408,13 @@ func (p *Provider) prepare(ctx context.Context, env spec.Environment) (*workdir,
 			return nil, err
 		}
 	}
-	if w.token == "" {
+	if declaredToken(env) {
+		if tok := env.Spec.Runtime.Token.Value; tok != w.token {
+			if err := w.setToken(tok); err != nil {
+				return nil, err
+			}
+		}
+	} else if w.token == "" {
 		raw := make([]byte, 32)
 		if _, err := rand.Read(raw); err != nil {
 			return nil, err
@@ -413,6 +424,11 @@ func (p *Provider) prepare(ctx context.Context, env spec.Environment) (*workdir,
 		}
 	}
 	return w, nil
+}
+
+// declaredToken reports whether env declares its runtime's token (spec.runtime.token, resolved).
+func declaredToken(env spec.Environment) bool {
+	return env.Spec.Runtime.Token != nil && env.Spec.Runtime.Token.Value != ""
 }
 
 // open returns the working dir as it is, for destroying what an undeclared environment left.

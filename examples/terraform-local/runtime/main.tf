@@ -80,11 +80,13 @@ resource "terraform_data" "server" {
     log_level    = var.log_level
     data_dir     = local.data_dir
     name         = "${var.fleet}-${var.environment}"
+    # A new token (a declared spec.runtime.token that changed) restarts the runtime with it.
+    token = sha256(var.token)
   }
   # What the destroy provisioner needs: it may read only self.
   input = {
     data_dir = local.data_dir
-    stop     = file("${path.module}/stop.sh")
+    stop     = "${abspath(path.module)}/stop.sh"
   }
 
   provisioner "local-exec" {
@@ -97,18 +99,17 @@ resource "terraform_data" "server" {
       MAX_APPS       = var.max_apps
       LOG_LEVEL      = var.log_level
       NAME           = "${var.fleet}-${var.environment}"
-      STOP           = file("${path.module}/stop.sh")
+      STOP           = "${abspath(path.module)}/stop.sh"
     }
     command = "/bin/sh '${abspath(path.module)}/start.sh'"
   }
 
   provisioner "local-exec" {
-    when        = destroy
-    interpreter = ["/bin/sh", "-c"]
+    when = destroy
     environment = {
       DATA_DIR = self.input.data_dir
     }
-    command = self.input.stop
+    command = "/bin/sh '${self.input.stop}'"
   }
 }
 

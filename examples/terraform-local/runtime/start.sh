@@ -1,5 +1,5 @@
 # Starts the runtime detached and waits until it answers. Run by local-exec with DATA_DIR, BIN, LISTEN,
-# IDLE_TIMEOUT, MAX_APPS, LOG_LEVEL, NAME, STOP (the text of stop.sh) and APPFLEET_TOKEN in its environment.
+# IDLE_TIMEOUT, MAX_APPS, LOG_LEVEL, NAME, STOP (the path of stop.sh) and APPFLEET_TOKEN in its environment.
 set -eu
 umask 077
 mkdir -p "$DATA_DIR"
@@ -12,7 +12,7 @@ mv "$DATA_DIR/token.new" "$DATA_DIR/token"
 unset APPFLEET_TOKEN
 
 # A runtime an earlier run left behind (a failed apply, a lost state) is stopped first.
-sh -c "$STOP"
+/bin/sh "$STOP"
 
 # Port 0 means a free port, chosen by the runtime at the first start and kept for every later one.
 listen=$LISTEN
@@ -54,7 +54,7 @@ start() {
 		i=$((i + 1))
 	done
 	echo "the runtime did not answer within 30 s; see $DATA_DIR/runtime.log" >&2
-	sh -c "$STOP"
+	/bin/sh "$STOP"
 	exit 1
 }
 
