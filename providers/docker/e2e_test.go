@@ -250,14 +250,20 @@ func fileSHA256(path string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// TestHybridDockerHalf applies the docker environment of examples/hybrid and its app, beside the local
-// one, with the binary: the halves whose providers this build has. (The terraform environment is applied
-// by the terraform provider's tests.)
-func TestHybridDockerHalf(t *testing.T) {
+// TestHybrid applies the whole of examples/hybrid with the binary: its local, docker and terraform
+// environments and their apps (the terraform one runs the module of examples/terraform-local, copied
+// beside it as in the repository). Without terraform on the PATH it applies the local and docker halves.
+func TestHybrid(t *testing.T) {
 	cli := engine(t)
 	dir, fleet := exampleCopy(t, cli, "hybrid")
 	replaceIn(t, filepath.Join(dir, "fleet.yaml"), "name: hybrid", "name: "+fleet)
-	targets := []string{"--target", "environment.staging", "--target", "app.inventory", "--target", "environment.edge", "--target", "app.portal"}
+	var targets []string
+	if _, err := exec.LookPath("terraform"); err == nil {
+		require.NoError(t, os.CopyFS(filepath.Join(filepath.Dir(dir), "terraform-local"), os.DirFS(filepath.Join("..", "..", "examples", "terraform-local"))))
+	} else {
+		t.Log("terraform is not on the PATH: only the local and docker halves are applied")
+		targets = []string{"--target", "environment.staging", "--target", "app.inventory", "--target", "environment.edge", "--target", "app.portal"}
+	}
 	t.Cleanup(func() { appfleet(t, binary, dir, append([]string{"destroy", "--yes"}, targets...)...) })
 
 	must(t, binary, dir, append([]string{"apply", "--yes"}, targets...)...)
@@ -268,7 +274,13 @@ func TestHybridDockerHalf(t *testing.T) {
 	id, memory := containerOf(t, cli, "appfleet-"+fleet+"-staging")
 	assert.NotEmpty(t, id)
 	assert.Equal(t, int64(512<<20), memory, "the example's memory limit")
+	if targets == nil {
+		invoices := endpointOf(t, binary, dir, "cloud") + "/apps/billing/api/invoices"
+		code, body := request(t, http.MethodPost, invoices, `{"number": "2024-001", "total": 12.5}`)
+		require.Equal(t, http.StatusCreated, code, body)
+		eventuallyRecords(t, invoices, 1)
+	}
 	r := appfleet(t, binary, dir, append([]string{"plan", "--detailed-exitcode"}, targets...)...)
-	assert.Equal(t, 0, r.code, "a second plan of the applied halves changes nothing:\n%s%s", r.stdout, r.stderr)
+	assert.Equal(t, 0, r.code, "a second plan of the applied example changes nothing:\n%s%s", r.stdout, r.stderr)
 	eventuallyRecords(t, items, 1)
 }
