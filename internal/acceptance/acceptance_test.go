@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/runtimelock"
 	"github.com/appfleet/appfleet/internal/lock"
 	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/rogpeppe/go-internal/testscript"
@@ -40,8 +43,12 @@ func TestScripts(t *testing.T) {
 			env.Setenv("HOME", env.WorkDir)
 			// One state dir per script, so the helper commands below know where runtimes keep their files.
 			env.Setenv("APPFLEET_STATE_DIR", filepath.Join(env.WorkDir, ".appfleet"))
-			// The examples are applied as a user would apply them, from a copy.
+			// The examples are applied as a user would apply them, from a copy, each fixed listen address
+			// moved to a free port: a user may run the same example on this machine meanwhile.
 			if err := os.CopyFS(filepath.Join(env.WorkDir, "examples"), os.DirFS("../../examples")); err != nil {
+				return err
+			}
+			if err := freeListenPorts(filepath.Join(env.WorkDir, "examples")); err != nil {
 				return err
 			}
 			// Runtimes started by a script are detached; stop them whatever the script did.
@@ -57,6 +64,8 @@ func TestScripts(t *testing.T) {
 			"genapps":     cmdGenApps,
 			"exitcode":    cmdExitCode,
 			"holdlock":    cmdHoldLock,
+			"holdport":    cmdHoldPort,
+			"runtimeup":   cmdRuntimeUp,
 			"releaselock": cmdReleaseLock,
 		},
 	})
@@ -200,6 +209,10 @@ func stopRuntimes(stateDir string) {
 		if st, err := readRuntimeState(stateDir, filepath.Base(d)); err == nil && st.PID > 0 {
 			_ = syscall.Kill(st.PID, syscall.SIGKILL)
 		}
+		// A script may have lost runtime.json on purpose: the data dir's lock still names the runtime.
+		if info, held, err := runtimelock.Read(filepath.Join(d, "data")); err == nil && held && info.PID > 0 {
+			_ = syscall.Kill(info.PID, syscall.SIGKILL)
+		}
 	}
 }
 
@@ -224,6 +237,74 @@ func cmdWaitApps(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	ts.Fatalf("environment %s did not reach %d apps within 30s", args[0], want)
+}
+
+// listenLine matches a local environment's fixed listen address in a manifest.
+var listenLine = regexp.MustCompile(`(listen:\s*)(127\.0\.0\.1|localhost):\d+`)
+
+// freeListenPorts rewrites every fixed loopback listen address in the manifests under dir to a free
+// port, so that running an example in a test never collides with the same example a user runs.
+func freeListenPorts(dir string) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(path, ".yaml") || strings.HasSuffix(path, ".yml")) {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var ferr error
+		out := listenLine.ReplaceAllFunc(b, func(m []byte) []byte {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				ferr = err
+				return m
+			}
+			defer l.Close()
+			return append(bytes.Clone(listenLine.FindSubmatch(m)[1]), l.Addr().String()...)
+		})
+		if ferr != nil {
+			return ferr
+		}
+		return os.WriteFile(path, out, 0o644)
+	})
+}
+
+// cmdHoldPort listens on a free loopback port for the rest of the script, as another program would, and
+// sets the variable VAR to its address: holdport VAR.
+func cmdHoldPort(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: holdport VAR")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("{}")) })}
+	go func() { _ = srv.Serve(l) }()
+	ts.Defer(func() { _ = srv.Close() })
+	ts.Setenv(args[0], l.Addr().String())
+}
+
+// cmdRuntimeUp succeeds when the process a runtime.json names (a copy kept by the script) still runs:
+// runtimeup FILE.
+func cmdRuntimeUp(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: runtimeup RUNTIME_JSON")
+	}
+	var st runtimeState
+	b, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	ts.Check(json.Unmarshal(b, &st))
+	up := false
+	for range 250 { // a runtime that is stopping may take a moment to go
+		up = st.PID > 0 && syscall.Kill(st.PID, 0) == nil
+		if up == !neg {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if up == neg {
+		ts.Fatalf("runtime pid %d: running %v", st.PID, up)
+	}
 }
 
 // heldLocks are the state-dir locks scripts hold, by script work dir.

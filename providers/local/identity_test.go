@@ -98,7 +98,7 @@ func TestPortTakenIsAClearError(t *testing.T) {
 	_, err := p.Apply(t.Context(), env)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), env.Spec.Local.Listen)
-	assert.NoDirExists(t, filepath.Join(stateDir, "environments", "dev"), "a failed creation leaves nothing behind")
+	assert.NoDirExists(t, filepath.Join(stateDir, "environments"), "a failed creation leaves nothing behind")
 }
 
 // TestHungRuntimeIsRestarted: a runtime that is alive but does not answer (SIGSTOP) is killed and

@@ -147,6 +147,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (ep provider
 			if err != nil {
 				if _, running, _, _ := current(p.fleet, name, d); !running {
 					_ = os.RemoveAll(d.root)
+					_ = os.Remove(filepath.Dir(d.root)) // environments/, when it holds no other
 				}
 			}
 		}()
