@@ -95,6 +95,9 @@ func (a *app) setStatus(status, errMsg string) {
 		n := *old
 		n.status, n.err = status, errMsg
 		if a.state.CompareAndSwap(old, &n) {
+			if old.status != status || old.err != errMsg {
+				a.rt.events.statusChanged(a)
+			}
 			if old.status != status {
 				if status == api.StatusError {
 					a.log.Error("app status changed", "from", old.status, "to", status, "error", errMsg)
@@ -121,6 +124,7 @@ func (a *app) setEntry(e registry.Entry, status, errMsg string) {
 	}
 	a.wakeFailed.Store(false)
 	old := a.state.Swap(st)
+	a.rt.events.appChanged(a, old, st)
 	if old.status != status {
 		a.log.Info("app status changed", "from", old.status, "to", status)
 	}

@@ -1,7 +1,8 @@
 // Package apphost is the runtime behind `appfleet runtime serve`: one process that hosts many isolated
 // apps. It keeps the registry, runs each app's lifecycle (pending, starting, running, stopping, stopped,
 // migrating, error), serves the management API of DESIGN.md and each app's data API, hibernates idle
-// apps and wakes them on their next request, and exposes health and Prometheus metrics.
+// apps and wakes them on their next request, and exposes health and Prometheus metrics. Every change of
+// an app is an event on GET /v1/events (events.go), which a control plane follows instead of polling.
 //
 // One runtime per data dir: New takes an exclusive flock on DATA_DIR/runtime.lock before it touches
 // anything else in the data dir and holds it until Close (the kernel drops it if the process dies). The

@@ -66,6 +66,7 @@ func (rt *Runtime) routes() *http.ServeMux {
 	mux.Handle("GET /v1/runtime", auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, rt.runtimeInfo())
 	})))
+	mux.Handle("GET /v1/events", auth(http.HandlerFunc(rt.handleEvents)))
 	mux.Handle("GET /v1/apps", auth(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		apps := rt.snapshot()
 		out := api.AppList{Apps: make([]api.App, 0, len(apps))}

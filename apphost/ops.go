@@ -87,6 +87,7 @@ func (rt *Runtime) forget(a *app) {
 		}
 	}
 	a.deleted = true
+	rt.events.deleted(a)
 }
 
 func (rt *Runtime) setHosts(a *app, hostnames []string) {

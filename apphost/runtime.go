@@ -61,6 +61,7 @@ type Runtime struct {
 	apps  map[string]*app
 	hosts map[string]*app
 
+	events       *eventHub // nil until the registry is loaded: restoring apps is not a change
 	mux          *http.ServeMux
 	shuttingDown atomic.Bool
 	// opsCtx ends when a shutdown gives up waiting: lifecycle operations, which outlive the request
@@ -159,6 +160,7 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 		}
 	}
 	rt.opsCtx, rt.cancelOps = context.WithCancel(context.Background())
+	rt.events = newEventHub(rt.startedAt)
 	rt.metrics = newMetrics(rt)
 	rt.mux = rt.routes()
 	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", dataDir, "instance", lk.Info().Instance)
@@ -182,6 +184,7 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	if err := rt.lock.SetAddress(ln.Addr().String()); err != nil {
 		rt.log.Warn("could not record the address in the data dir's lock file", "error", err)
 	}
+	srv.RegisterOnShutdown(rt.events.close)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	stopReaper := rt.startReaper()

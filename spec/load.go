@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -54,6 +55,13 @@ type LoadOptions struct {
 	// error into a warning, for commands that never send secrets to a runtime (status, destroy).
 	// ResolveSecrets still fails on such a secret.
 	SecretsOptional bool
+	// Dir is, for LoadFS only, the directory on disk that the file system's root stands for: relative
+	// references (a secret's fromFile) resolve against it, and Manifests.Root is it. Empty means the
+	// working directory.
+	Dir string
+	// Name is, for LoadFS only, what names the fleet when no Fleet document does (made into a DNS label,
+	// as a directory's name is); empty means Dir's base name.
+	Name string
 }
 
 // LoadWith is Load with options.
@@ -69,8 +77,96 @@ func LoadWith(paths []string, stdin io.Reader, o LoadOptions) (*Manifests, Diagn
 	return l.load(paths)
 }
 
+// LoadFS reads manifests from a file system, such as a git commit's tree, as Load reads them from disk:
+// paths are slash-separated paths inside fsys ("." is all of it; no paths means "."), directories are
+// read recursively in sorted order, and every diagnostic names a file by its path inside fsys
+// (file:line:col). Nothing outside fsys is read but what secret references name (see LoadOptions.Dir).
+func LoadFS(fsys fs.FS, paths []string, o LoadOptions) (*Manifests, Diagnostics) {
+	dir := o.Dir
+	if dir == "" {
+		dir, _ = os.Getwd()
+	}
+	l := &loader{
+		secretsOptional: o.SecretsOptional,
+		lookupEnv:       os.LookupEnv,
+		fileOrder:       map[string]int{},
+		seen:            map[string]bool{},
+		digest:          sha256.New(),
+		fsys:            fsys,
+		fsDir:           dir,
+		root:            dir,
+	}
+	if len(paths) == 0 {
+		paths = []string{"."}
+	}
+	for _, p := range paths {
+		l.loadFSPath(path.Clean(p))
+	}
+	m := l.build()
+	if o.Name != "" && (m.Fleet == nil || m.Fleet.Metadata.Name == "") {
+		m.Name = labelFrom(o.Name)
+	}
+	sortDiagnostics(l.diags, l.fileOrder)
+	return m, capPerFile(l.diags)
+}
+
+// loadFSPath reads one file or directory of the loader's file system.
+func (l *loader) loadFSPath(p string) {
+	info, err := fs.Stat(l.fsys, p)
+	if err != nil || !fs.ValidPath(p) {
+		if err == nil {
+			err = fs.ErrInvalid
+		}
+		l.add(SeverityError, p, pos{}, "Check the path; it is a path inside the repository, such as fleet/ or fleet/app.yaml.",
+			"cannot read %s: %v", p, pathErr(err))
+		return
+	}
+	var files []string
+	if info.IsDir() {
+		err = fs.WalkDir(l.fsys, p, func(name string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				l.add(SeverityError, name, pos{}, "", "cannot read %s: %v", name, pathErr(err))
+			case d.IsDir():
+				if name != p && strings.HasPrefix(d.Name(), ".") {
+					return fs.SkipDir
+				}
+			case d.Type().IsRegular() && (path.Ext(name) == ".yaml" || path.Ext(name) == ".yml"):
+				files = append(files, name)
+			}
+			return nil
+		})
+		if err != nil {
+			l.add(SeverityError, p, pos{}, "", "cannot read %s: %v", p, err)
+			return
+		}
+		if len(files) == 0 {
+			l.add(SeverityError, p, pos{}, "Manifests are files ending in .yaml or .yml; hidden directories are skipped.",
+				"no manifest files in %s", p)
+			return
+		}
+	} else {
+		files = []string{p}
+	}
+	for _, name := range files {
+		if l.seen[name] {
+			continue
+		}
+		l.seen[name] = true
+		f, err := l.fsys.Open(name)
+		if err != nil {
+			l.add(SeverityError, name, pos{}, "", "cannot read %s: %v", name, pathErr(err))
+			continue
+		}
+		l.readFrom(name, name, filepath.Join(l.fsDir, filepath.FromSlash(path.Dir(name))), f)
+		_ = f.Close()
+	}
+}
+
 type loader struct {
 	secretsOptional bool
+	fsys            fs.FS  // LoadFS: the file system read instead of the disk
+	fsDir           string // LoadFS: the directory on disk fsys stands for
 	stdin           io.Reader
 	lookupEnv       func(string) (string, bool)
 

@@ -33,6 +33,16 @@ const (
 	ProviderTerraform = "terraform"
 )
 
+// Drift policies: what the GitOps daemon does when what runs no longer matches the manifests.
+const (
+	DriftHeal   = "heal"
+	DriftNotify = "notify"
+	DriftIgnore = "ignore"
+)
+
+// DriftPolicies lists every drift policy.
+var DriftPolicies = []string{DriftHeal, DriftNotify, DriftIgnore}
+
 // App states.
 const (
 	StateRunning = "running"
@@ -95,6 +105,9 @@ type FleetSpec struct {
 	Prune bool `yaml:"prune,omitempty" json:"prune,omitempty"`
 	// Parallelism bounds how many actions apply runs at once; 0 means the default.
 	Parallelism int `yaml:"parallelism,omitempty" json:"parallelism,omitempty"`
+	// Drift is what `appfleet watch` does when an app no longer matches its manifest: heal (put it back),
+	// notify (report it only) or ignore; empty means notify (or heal with --self-heal).
+	Drift string `yaml:"drift,omitempty" json:"drift,omitempty"`
 }
 
 // Environment is one place where one runtime runs.
@@ -199,6 +212,9 @@ type AppSpec struct {
 	Settings    map[string]string `yaml:"settings,omitempty" json:"settings,omitempty"`
 	Limits      Limits            `yaml:"limits,omitempty" json:"limits"`
 	Collections []Collection      `yaml:"collections,omitempty" json:"collections,omitempty"`
+	// Drift overrides Fleet.spec.drift for this app. It is the control plane's policy, never sent to a
+	// runtime (a runtime's copy of the spec does not have it).
+	Drift string `yaml:"drift,omitempty" json:"-"`
 }
 
 // Placement chooses an app's environment among the declared ones whose labels match Selector.

@@ -245,6 +245,15 @@ func (v *validator) fleet(doc *document, f *Fleet) {
 		v.errorf(doc, "spec.parallelism", fmt.Sprintf("Set a number from 1 to %d, or leave it out for %d.", maxParallelism, DefaultParallelism),
 			"invalid spec.parallelism %d in %s", p, doc.what)
 	}
+	v.drift(doc, f.Spec.Drift)
+}
+
+// drift checks a spec.drift policy.
+func (v *validator) drift(doc *document, policy string) {
+	if policy != "" && !slices.Contains(DriftPolicies, policy) {
+		v.errorf(doc, "spec.drift", "The drift policies are heal (put the app back), notify (report it only) and ignore.",
+			"unknown drift policy %q in %s%s", policy, doc.what, didYouMean(policy, DriftPolicies))
+	}
 }
 
 var providers = []string{ProviderLocal, ProviderDocker, ProviderTerraform}
@@ -547,6 +556,7 @@ func (v *validator) app(doc *document, a *App) {
 	if !slices.Contains(states, s.State) {
 		v.errorf(doc, "spec.state", "The states are running and stopped.", "unknown state %q in %s%s", s.State, doc.what, didYouMean(s.State, states))
 	}
+	v.drift(doc, s.Drift)
 	v.database(doc, &s.Database)
 	seenHost := map[string]int{}
 	for i, h := range s.Hostnames {

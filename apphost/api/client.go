@@ -193,12 +193,7 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var eb ErrorBody
-		if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
-			eb.Error = ErrorDetail{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(raw))}
-		}
-		return &Error{Status: resp.StatusCode, ErrorDetail: eb.Error}
+		return responseError(resp)
 	}
 	switch o := out.(type) {
 	case nil:
@@ -213,4 +208,14 @@ func (c *Client) do(ctx context.Context, method, path string, hdr http.Header, b
 		}
 		return nil
 	}
+}
+
+// responseError reads a non-2xx answer into an *Error.
+func responseError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var eb ErrorBody
+	if json.Unmarshal(raw, &eb) != nil || eb.Error.Code == "" {
+		eb.Error = ErrorDetail{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(raw))}
+	}
+	return &Error{Status: resp.StatusCode, ErrorDetail: eb.Error}
 }
