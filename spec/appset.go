@@ -65,7 +65,7 @@ func (l *loader) expand(doc *document, set *AppSet) []entry[App] {
 		return nil
 	}
 	elems := x.generators(set.Spec.Generators, "spec.generators")
-	x.scan(reflect.ValueOf(set.Spec.Template), "spec.template")
+	holes := x.scan(reflect.ValueOf(set.Spec.Template), "spec.template")
 	if x.over {
 		return nil
 	}
@@ -112,8 +112,8 @@ func (l *loader) expand(doc *document, set *AppSet) []entry[App] {
 			continue
 		}
 		t := set.Spec.Template
-		if v, changed := substitute(tmpl, e.params); changed {
-			t = v.Interface().(AppTemplate)
+		if holes != nil {
+			t = substituteMasked(tmpl, holes, e.params).Interface().(AppTemplate)
 		}
 		app := App{APIVersion: set.APIVersion, Kind: KindApp, Metadata: t.Metadata, Spec: t.Spec,
 			Source: Source{File: doc.file, Line: e.at.line, Column: e.at.col}}
@@ -275,58 +275,97 @@ func (x *expander) take(n int, path string) bool {
 
 func trimSpec(path string) string { return strings.TrimPrefix(path, "spec.") }
 
+// mask marks where in the template the strings that refer to parameters are, so that substituting an
+// element's parameters visits only those parts: by struct field or list index (fields), by map key
+// (keys), through a pointer (elem), or everywhere below (all, for free-form values).
+type mask struct {
+	fields map[int]*mask
+	keys   map[string]*mask
+	elem   *mask
+	all    bool
+}
+
 // scan records every string of the template that refers to parameters, and reports a reference that is
-// malformed or stands in a key, where parameters are never substituted.
-func (x *expander) scan(v reflect.Value, path string) {
+// malformed or stands in a key, where parameters are never substituted. It returns where those strings
+// are, or nil when there are none below v.
+func (x *expander) scan(v reflect.Value, path string) *mask {
 	switch v.Kind() {
 	case reflect.String:
 		if s := v.String(); strings.Contains(s, "{{") {
 			names, problem := parseRefs(s)
 			if problem != "" {
 				x.errorf(path, hintParams, "invalid parameter reference in %s of %s: %s", trimSpec(path), x.doc.what, problem)
-				return
+				return nil
 			}
 			x.holes = append(x.holes, hole{path: path, names: names})
+			return &mask{all: true}
 		}
 	case reflect.Pointer:
 		if !v.IsNil() {
-			x.scan(v.Elem(), path)
+			if m := x.scan(v.Elem(), path); m != nil {
+				return &mask{elem: m}
+			}
 		}
 	case reflect.Interface:
-		if !v.IsNil() {
-			x.scanAny(v.Elem(), path)
+		if !v.IsNil() && x.scanAny(v.Elem(), path) {
+			return &mask{all: true}
 		}
 	case reflect.Struct:
+		var out *mask
 		info := fieldsOf(v.Type())
 		for _, name := range info.names {
-			x.scan(v.Field(info.index[name]), joinPath(path, name))
+			i := info.index[name]
+			if m := x.scan(v.Field(i), joinPath(path, name)); m != nil {
+				if out == nil {
+					out = &mask{fields: map[int]*mask{}}
+				}
+				out.fields[i] = m
+			}
 		}
+		return out
 	case reflect.Slice:
+		var out *mask
 		for i := range v.Len() {
-			x.scan(v.Index(i), fmt.Sprintf("%s[%d]", path, i))
+			if m := x.scan(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); m != nil {
+				if out == nil {
+					out = &mask{fields: map[int]*mask{}}
+				}
+				out.fields[i] = m
+			}
 		}
+		return out
 	case reflect.Map:
 		keys := make([]string, 0, v.Len())
 		for _, k := range v.MapKeys() {
 			keys = append(keys, k.String())
 		}
 		slices.Sort(keys)
+		var out *mask
 		for _, k := range keys {
 			p := joinPath(path, k)
 			if strings.Contains(k, "{{") {
 				x.errorf(p, "Parameters substitute in values only, never in keys or the template's structure; write the key out.",
 					"parameter in key %q of %s in %s", truncate(k, 80), trimSpec(path), x.doc.what)
 			}
-			x.scan(v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key())), p)
+			if m := x.scan(v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key())), p); m != nil {
+				if out == nil {
+					out = &mask{keys: map[string]*mask{}}
+				}
+				out.keys[k] = m
+			}
 		}
+		return out
 	}
+	return nil
 }
 
 // scanAny is scan for the values of a free-form field (a default): they are reported under the field.
-func (x *expander) scanAny(v reflect.Value, path string) {
+// It reports whether any of them refers to parameters.
+func (x *expander) scanAny(v reflect.Value, path string) bool {
 	for v.Kind() == reflect.Interface && !v.IsNil() {
 		v = v.Elem()
 	}
+	found := false
 	switch v.Kind() {
 	case reflect.Map:
 		for _, k := range v.MapKeys() {
@@ -334,15 +373,16 @@ func (x *expander) scanAny(v reflect.Value, path string) {
 				x.errorf(path, "Parameters substitute in values only, never in keys or the template's structure; write the key out.",
 					"parameter in key %q of %s in %s", truncate(k.String(), 80), trimSpec(path), x.doc.what)
 			}
-			x.scanAny(v.MapIndex(k), path)
+			found = x.scanAny(v.MapIndex(k), path) || found
 		}
 	case reflect.Slice:
 		for i := range v.Len() {
-			x.scanAny(v.Index(i), path)
+			found = x.scanAny(v.Index(i), path) || found
 		}
 	default:
-		x.scan(v, path)
+		found = x.scan(v, path) != nil
 	}
+	return found
 }
 
 // parseRefs returns the parameter names a string refers to with {{name}} (spaces inside the braces
@@ -387,6 +427,50 @@ func replaceRefs(s string, params map[string]string) string {
 		}
 		b.WriteString(params[strings.TrimSpace(s[:j])])
 		s = s[j+2:]
+	}
+}
+
+// substituteMasked is substitute restricted to the parts of v that m marks; m is not nil.
+func substituteMasked(v reflect.Value, m *mask, params map[string]string) reflect.Value {
+	if m.all {
+		out, _ := substitute(v, params)
+		return out
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || m.elem == nil {
+			return v
+		}
+		p := reflect.New(v.Type().Elem())
+		p.Elem().Set(substituteMasked(v.Elem(), m.elem, params))
+		return p
+	case reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		out.Set(v)
+		for i, fm := range m.fields {
+			out.Field(i).Set(substituteMasked(v.Field(i), fm, params))
+		}
+		return out
+	case reflect.Slice:
+		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		reflect.Copy(out, v)
+		for i, fm := range m.fields {
+			out.Index(i).Set(substituteMasked(v.Index(i), fm, params))
+		}
+		return out
+	case reflect.Map:
+		out := reflect.MakeMapWithSize(v.Type(), v.Len())
+		iter := v.MapRange()
+		for iter.Next() {
+			out.SetMapIndex(iter.Key(), iter.Value())
+		}
+		for k, km := range m.keys {
+			key := reflect.ValueOf(k).Convert(v.Type().Key())
+			out.SetMapIndex(key, substituteMasked(v.MapIndex(key), km, params))
+		}
+		return out
+	default:
+		return v
 	}
 }
 
