@@ -1,12 +1,14 @@
 package fleet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // environments is how many local environments every benchmark fleet spreads its apps over.
@@ -109,12 +111,16 @@ type terraformModule struct {
 	// write generates the module (WriteTerraform when nil) for envs environments (10 when 0).
 	write func(dir string, n, envs int) error
 	envs  int
+	// timeout bounds each terraform command (setupTimeout when 0).
+	timeout time.Duration
 }
 
 var (
-	tfPlanModule    terraformModule                                                           // applied once; the no-op plan baseline
-	tfApplyModule   terraformModule                                                           // initialised only; each apply starts from an empty state
-	tfForEachModule = terraformModule{write: WriteTerraformForEach, envs: appSetEnvironments} // for_each over the tenants, applied once
+	tfPlanModule  terraformModule // applied once; the no-op plan baseline
+	tfApplyModule terraformModule // initialised only; each apply starts from an empty state
+	// tfForEachModule is for_each over 10,000 tenants, applied once: its apply takes Terraform many
+	// minutes on two shared cores.
+	tfForEachModule = terraformModule{write: WriteTerraformForEach, envs: appSetEnvironments, timeout: 50 * time.Minute}
 )
 
 // terraformEnv keeps Terraform off the network and away from the user's configuration: an empty CLI
@@ -168,7 +174,7 @@ func (m *terraformModule) setup(tb testing.TB, name string, n int, applied bool)
 
 // run runs terraform in the module and fails unless it exits 0.
 func (m *terraformModule) run(ctx context.Context, args ...string) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(m.timeout, setupTimeout))
 	defer cancel()
 	res, err := Run(ctx, m.dir, m.env, m.bin, args...)
 	if err == nil && res.Exit != 0 {
