@@ -87,7 +87,7 @@ func (p *Provider) decide(ctx context.Context, h *host, env spec.Environment, c 
 		return step{stepRecreate, "settings changed, apps and data kept"}, nil
 	}
 	if tok := env.Spec.Runtime.Token; tok != nil && tok.Value != "" {
-		if have, err := readToken(ctx, h, c.id); err == nil && have != tok.Value {
+		if have, err := p.tokens.read(ctx, h, c); err == nil && have != tok.Value {
 			return step{stepRecreate, "runtime.token changed, apps and data kept"}, nil
 		}
 	}
@@ -339,7 +339,7 @@ func (p *Provider) create(ctx context.Context, h *host, env spec.Environment, re
 // ensureToken writes the declared token, or keeps the one in the volume, or generates one, and returns
 // it. It writes only into a container that is not running: the runtime reads its token when it starts.
 func (p *Provider) ensureToken(ctx context.Context, h *host, env spec.Environment, c *current) (string, error) {
-	have, err := readToken(ctx, h, c.id)
+	have, err := p.tokens.read(ctx, h, c)
 	if err != nil {
 		return "", err
 	}
@@ -360,6 +360,7 @@ func (p *Provider) ensureToken(ctx context.Context, h *host, env spec.Environmen
 	if c.running() {
 		return "", errors.New("the runtime runs with another token; apply again to replace its container")
 	}
+	p.tokens.forget(c.id)
 	return want, writeToken(ctx, h, c, want)
 }
 
@@ -395,6 +396,8 @@ func (p *Provider) waitReady(ctx context.Context, h *host, c *current, token str
 			}
 			cancelProbe()
 			if last == nil {
+				// The runtime answers with this token: the next read of it need not copy it out.
+				p.tokens.remember(tokenKey(cur), token)
 				return url, nil
 			}
 		}

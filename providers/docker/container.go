@@ -9,8 +9,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -109,7 +112,7 @@ func (p *Provider) observed(ctx context.Context, h *host, c *current, declared *
 			obs.Detail["endpointError"] = err.Error()
 		}
 	}
-	obs.Endpoint.Token, _ = readToken(ctx, h, c.id)
+	obs.Endpoint.Token, _ = p.tokens.read(ctx, h, c)
 	return obs
 }
 
@@ -239,6 +242,121 @@ func hostOfURL(raw string) string {
 		return h
 	}
 	return rest
+}
+
+// tokenCache keeps each container's token, because reading it back from the volume copies a file out of
+// the container, which costs the engine (a mount of the container's file system) far more than an
+// inspect, and a plan needs it for every environment, in Observe and in List. The token only changes
+// when the provider writes it, before a start, so an entry is keyed by the container's id and start time,
+// and a write forgets the container's entries.
+//
+// Entries live in memory and, when the provider has a state dir, in <state-dir>/docker/tokens.json
+// (0600), so that the next command on this machine need not read them back either. That file is only a
+// memo of what the host holds: without it (a fresh checkout, another machine) every token is read back
+// from its volume, and the plan is the same.
+type tokenCache struct {
+	mu   sync.Mutex
+	m    map[string]*tokenEntry
+	file string // "" without a state dir
+	disk map[string]string
+	load sync.Once
+}
+
+type tokenEntry struct {
+	once sync.Once
+	tok  string
+	err  error
+}
+
+func tokenKey(c *current) string {
+	key := c.id + "|"
+	if c.info.State != nil {
+		key += c.info.State.StartedAt
+	}
+	return key
+}
+
+func (tc *tokenCache) read(ctx context.Context, h *host, c *current) (string, error) {
+	key := tokenKey(c)
+	tc.load.Do(tc.loadFile)
+	tc.mu.Lock()
+	if tc.m == nil {
+		tc.m = map[string]*tokenEntry{}
+	}
+	e, ok := tc.m[key]
+	if !ok {
+		e = &tokenEntry{}
+		if tok, ok := tc.disk[key]; ok && c.running() {
+			e.once.Do(func() { e.tok = tok })
+		}
+		tc.m[key] = e
+	}
+	tc.mu.Unlock()
+	e.once.Do(func() {
+		e.tok, e.err = readToken(ctx, h, c.id)
+		if e.err == nil && e.tok != "" && c.running() {
+			tc.remember(key, e.tok)
+		}
+	})
+	if e.err != nil {
+		tc.forget(c.id) // try again next time
+	}
+	return e.tok, e.err
+}
+
+func (tc *tokenCache) loadFile() {
+	tc.disk = map[string]string{}
+	if tc.file == "" {
+		return
+	}
+	if b, err := os.ReadFile(tc.file); err == nil {
+		_ = json.Unmarshal(b, &tc.disk)
+	}
+}
+
+// remember records a running container's token on disk; failing to is no error, only slower next time.
+func (tc *tokenCache) remember(key, tok string) {
+	if tc.file == "" {
+		return
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.disk[key] == tok {
+		return
+	}
+	tc.disk[key] = tok
+	tc.saveLocked()
+}
+
+func (tc *tokenCache) saveLocked() {
+	b, err := json.Marshal(tc.disk)
+	if err != nil {
+		return
+	}
+	if os.MkdirAll(filepath.Dir(tc.file), 0o700) == nil {
+		_ = providers.WriteFileAtomic(tc.file, b, 0o600)
+	}
+}
+
+func (tc *tokenCache) forget(id string) {
+	tc.load.Do(tc.loadFile)
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	changed := false
+	for k := range tc.m {
+		if strings.HasPrefix(k, id+"|") {
+			delete(tc.m, k)
+		}
+	}
+	for k := range tc.disk {
+		if strings.HasPrefix(k, id+"|") {
+			delete(tc.disk, k)
+			changed = true
+		}
+	}
+	if changed {
+		tc.saveLocked()
+	}
 }
 
 // readToken reads the management token from the container's volume, "" when there is none yet.

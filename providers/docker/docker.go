@@ -56,6 +56,8 @@ type Provider struct {
 	binOnce sync.Once
 	bin     binaryInfo
 	binErr  error
+
+	tokens tokenCache
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -80,7 +82,11 @@ func newProvider(cfg providers.Config) (*Provider, error) {
 	if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
 	}
-	return &Provider{fleet: cfg.Fleet, binaryPath: bin, readyTimeout: defaultReadyTimeout, hosts: map[string]*host{}}, nil
+	p := &Provider{fleet: cfg.Fleet, binaryPath: bin, readyTimeout: defaultReadyTimeout, hosts: map[string]*host{}}
+	if cfg.StateDir != "" {
+		p.tokens.file = filepath.Join(cfg.StateDir, "docker", "tokens.json")
+	}
+	return p, nil
 }
 
 // binary hashes and inspects the appfleet binary once.
@@ -195,7 +201,12 @@ func (p *Provider) List(ctx context.Context, fleet string) ([]providers.Observed
 		}
 		hosts = append(hosts, h)
 	}
-	var out []providers.Observed
+	type found struct {
+		h   *host
+		id  string
+		env string
+	}
+	var todo []found
 	seen := map[string]bool{}
 	for _, h := range hosts {
 		res, err := h.cli.ContainerList(ctx, client.ContainerListOptions{
@@ -210,12 +221,32 @@ func (p *Provider) List(ctx context.Context, fleet string) ([]providers.Observed
 			if env == "" || c.Labels[labelRole] != "" || seen[env] {
 				continue
 			}
-			cur, err := p.inspectRef(ctx, h, c.ID, fleet, env)
-			if err != nil || cur == nil {
-				continue // gone meanwhile, or not this provider's
-			}
 			seen[env] = true
-			out = append(out, p.observed(ctx, h, cur, nil))
+			todo = append(todo, found{h, c.ID, env})
+		}
+	}
+	// Each container is inspected and its token read, in parallel: a fleet of many environments is
+	// listed in about the time of one.
+	results := make([]*providers.Observed, len(todo))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, f := range todo {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cur, err := p.inspectRef(ctx, f.h, f.id, fleet, f.env)
+			if err != nil || cur == nil {
+				return // gone meanwhile, or not this provider's
+			}
+			obs := p.observed(ctx, f.h, cur, nil)
+			results[i] = &obs
+		})
+	}
+	wg.Wait()
+	var out []providers.Observed
+	for _, r := range results {
+		if r != nil {
+			out = append(out, *r)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Environment < out[j].Environment })

@@ -1,7 +1,6 @@
 package docker_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 	"github.com/stretchr/testify/require"
 
+	"github.com/appfleet/appfleet/internal/dockertest"
 	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/providers/docker"
@@ -47,11 +47,8 @@ func TestMain(m *testing.M) {
 // engine returns a client of the local Docker engine, or skips the test when none answers.
 func engine(t *testing.T) *client.Client {
 	t.Helper()
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+	cli, err := dockertest.Connect(t.Context())
+	if err != nil {
 		t.Skipf("no Docker engine answers here (%v): the docker provider's tests need one (.ci/run starts dockerd where it is installed)", err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
@@ -65,24 +62,8 @@ func uniqueFleet(t *testing.T, cli *client.Client) string {
 	raw := make([]byte, 4)
 	_, _ = rand.Read(raw)
 	fleet := "t" + hex.EncodeToString(raw)
-	t.Cleanup(func() { removeFleet(cli, fleet) })
+	t.Cleanup(func() { dockertest.RemoveFleet(cli, fleet) })
 	return fleet
-}
-
-func removeFleet(cli *client.Client, fleet string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	label := client.Filters{}.Add("label", spec.LabelFleet+"="+fleet)
-	if cs, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: label}); err == nil {
-		for _, c := range cs.Items {
-			_, _ = cli.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true})
-		}
-	}
-	if vs, err := cli.VolumeList(ctx, client.VolumeListOptions{Filters: label}); err == nil {
-		for _, v := range vs.Items {
-			_, _ = cli.VolumeRemove(ctx, v.Name, client.VolumeRemoveOptions{Force: true})
-		}
-	}
 }
 
 func newEnv(name string) spec.Environment {

@@ -17,9 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/appfleet/appfleet/apphost"
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/apphost/runtimelock"
+	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -95,7 +95,7 @@ func ensureToken(path string, declared *spec.SecretRef) (token string, changed b
 		if err == nil && strings.TrimSpace(string(b)) == declared.Value {
 			return declared.Value, false, nil
 		}
-		if err := apphost.WriteFileAtomic(path, []byte(declared.Value+"\n"), 0o600); err != nil {
+		if err := providers.WriteFileAtomic(path, []byte(declared.Value+"\n"), 0o600); err != nil {
 			return "", false, err
 		}
 		return declared.Value, true, nil

@@ -1,0 +1,296 @@
+package docker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/appfleet/appfleet/internal/bench/fleet"
+	"github.com/appfleet/appfleet/internal/dockertest"
+	"github.com/appfleet/appfleet/internal/testbin"
+)
+
+// The goal of issue 9: a no-op plan of docker environments within twice the time of the same fleet on local.
+const planRatioGoal = 2.0
+
+// run is what the run created, removed at the end whatever happened.
+var run struct {
+	mu       sync.Mutex
+	root     string
+	bin      string
+	fleets   []string
+	binaries []string // binaries whose images the run built
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+// cleanup removes every container and volume of the run's fleets, the images built from the run's
+// binaries, and the run's directory (local runtimes are destroyed by the benchmarks themselves).
+func cleanup() {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		for _, f := range run.fleets {
+			dockertest.RemoveFleet(cli, f)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		for _, b := range run.binaries {
+			_, _ = cli.ImageRemove(ctx, "appfleet-runtime:"+digest(b)[:12], client.ImageRemoveOptions{PruneChildren: true})
+		}
+		cancel()
+		_ = cli.Close()
+	}
+	if run.root != "" {
+		_ = os.RemoveAll(run.root)
+	}
+}
+
+// setup returns the run's directory and binary, or skips when no engine answers.
+func setup(b *testing.B) (root, bin string) {
+	b.Helper()
+	cli, err := dockertest.Connect(b.Context())
+	if err != nil {
+		b.Skipf("no Docker engine answers here (%v)", err)
+	}
+	defer cli.Close()
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.root == "" {
+		dir, err := os.MkdirTemp("", "appfleet-bench-docker-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		run.root = dir
+		if run.bin, err = testbin.Build(dir); err != nil {
+			b.Fatal(err)
+		}
+		run.binaries = append(run.binaries, run.bin)
+	}
+	return run.root, run.bin
+}
+
+// newFleet returns a directory named after a fleet unique to the run, registered for cleanup.
+func newFleet(b *testing.B, root, kind string) string {
+	b.Helper()
+	raw := make([]byte, 3)
+	_, _ = rand.Read(raw)
+	name := "bench-" + kind + "-" + hex.EncodeToString(raw)
+	run.mu.Lock()
+	run.fleets = append(run.fleets, name)
+	run.mu.Unlock()
+	return filepath.Join(root, name)
+}
+
+// writeFleet writes fleet.WriteManifests' fleet (apps spread over envs environments) with the given provider.
+func writeFleet(b *testing.B, dir string, apps, envs int, provider string) {
+	b.Helper()
+	if err := fleet.WriteManifests(dir, apps, envs); err != nil {
+		b.Fatal(err)
+	}
+	if provider == "local" {
+		return
+	}
+	path := filepath.Join(dir, "environments.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(data), "provider: local", "provider: "+provider)), 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func appfleet(b *testing.B, bin, dir string, args ...string) fleet.Result {
+	b.Helper()
+	res, err := fleet.Run(b.Context(), dir, []string{"NO_COLOR=1", "APPFLEET_STATE_DIR="}, bin, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
+func must(b *testing.B, bin, dir string, args ...string) fleet.Result {
+	b.Helper()
+	res := appfleet(b, bin, dir, args...)
+	if res.Exit != 0 {
+		b.Fatalf("appfleet %v: exit %d\n%s\n%s", args, res.Exit, fleet.Tail(res.Stdout, 20), fleet.Tail(res.Stderr, 20))
+	}
+	return res
+}
+
+func logLoad(b *testing.B) {
+	b.Helper()
+	b.Logf("load average %s at %s", fleet.LoadAverage(), time.Now().Format(time.RFC3339))
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkEnvironmentCreate times `appfleet apply --yes` of one docker environment with no apps, from
+// nothing to a runtime that answers: with a cold image build (each iteration's binary differs by a few
+// trailing bytes, so the host has no image for it) and with the image cached. The environment is
+// destroyed, timer stopped, after each iteration.
+func BenchmarkEnvironmentCreate(b *testing.B) {
+	root, bin := setup(b)
+	for _, cold := range []bool{true, false} {
+		name := "cached"
+		if cold {
+			name = "cold"
+		}
+		b.Run("image="+name, func(b *testing.B) {
+			logLoad(b)
+			if !cold {
+				warm := newFleet(b, root, "warm")
+				writeFleet(b, warm, 0, 1, "docker")
+				must(b, bin, warm, "apply", "--yes")
+				must(b, bin, warm, "destroy", "--yes")
+			}
+			var total time.Duration
+			iters := 0
+			for b.Loop() {
+				b.StopTimer()
+				use := bin
+				if cold {
+					use = variant(b, root, bin)
+				}
+				dir := newFleet(b, root, "create")
+				writeFleet(b, dir, 0, 1, "docker")
+				b.StartTimer()
+				res := must(b, use, dir, "apply", "--yes")
+				b.StopTimer()
+				total += res.Duration
+				iters++
+				must(b, use, dir, "destroy", "--yes")
+				b.StartTimer()
+			}
+			b.ReportMetric(ms(total/time.Duration(iters)), "ms/create")
+			logLoad(b)
+		})
+	}
+}
+
+// variant copies bin with a few trailing bytes: another binary to Docker's eyes (a new image tag), the
+// same program to the kernel's.
+func variant(b *testing.B, root, bin string) string {
+	b.Helper()
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw := make([]byte, 8)
+	_, _ = rand.Read(raw)
+	path := filepath.Join(root, "appfleet-"+hex.EncodeToString(raw))
+	if err := os.WriteFile(path, append(data, raw...), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	run.mu.Lock()
+	run.binaries = append(run.binaries, path)
+	run.mu.Unlock()
+	return path
+}
+
+// BenchmarkApply200 times `appfleet apply --yes` of 200 apps into one docker environment from nothing
+// (the image cached): the container starts and every app is created in it. A plan then must be a no-op,
+// and the fleet is destroyed, timer stopped.
+func BenchmarkApply200(b *testing.B) {
+	root, bin := setup(b)
+	logLoad(b)
+	var total, cpu time.Duration
+	iters := 0
+	for b.Loop() {
+		b.StopTimer()
+		dir := newFleet(b, root, "apply")
+		writeFleet(b, dir, 200, 1, "docker")
+		b.StartTimer()
+		res := must(b, bin, dir, "apply", "--yes")
+		b.StopTimer()
+		total += res.Duration
+		cpu += res.CPU
+		iters++
+		must(b, bin, dir, "plan", "--detailed-exitcode")
+		must(b, bin, dir, "destroy", "--yes")
+		b.StartTimer()
+	}
+	b.ReportMetric(ms(total/time.Duration(iters)), "ms/apply")
+	b.ReportMetric(ms(cpu/time.Duration(iters)), "cpu-ms/apply")
+	logLoad(b)
+}
+
+// BenchmarkNoopPlan times `appfleet plan --detailed-exitcode` of 10 docker environments of 100 apps each,
+// and in the same iteration the same fleet on 10 local environments (timer stopped). Both must report no
+// changes. ns/op is docker's alone, on the machine that applied (its tokens memo warm); the ratio is the
+// goal's measure. A plan from a fresh checkout (no .appfleet: every token read back from its volume) is
+// timed too, before each measured plan, timer stopped.
+func BenchmarkNoopPlan(b *testing.B) {
+	root, bin := setup(b)
+	dockerDir := newFleet(b, root, "plan-docker")
+	localDir := newFleet(b, root, "plan-local")
+	writeFleet(b, dockerDir, 1000, 10, "docker")
+	writeFleet(b, localDir, 1000, 10, "local")
+	defer func() {
+		appfleet(b, bin, dockerDir, "destroy", "--yes")
+		appfleet(b, bin, localDir, "destroy", "--yes")
+	}()
+	must(b, bin, dockerDir, "apply", "--yes")
+	must(b, bin, localDir, "apply", "--yes")
+	logLoad(b)
+	var dk, dkCPU, dkCold, lc time.Duration
+	iters := 0
+	for b.Loop() {
+		// First as on a fresh checkout: no memo of the tokens, each read back from its volume.
+		b.StopTimer()
+		if err := os.RemoveAll(filepath.Join(dockerDir, ".appfleet")); err != nil {
+			b.Fatal(err)
+		}
+		res := must(b, bin, dockerDir, "plan", "--detailed-exitcode")
+		dkCold += res.Duration
+		b.StartTimer()
+		res = must(b, bin, dockerDir, "plan", "--detailed-exitcode")
+		dk += res.Duration
+		dkCPU += res.CPU
+		b.StopTimer()
+		res = must(b, bin, localDir, "plan", "--detailed-exitcode")
+		lc += res.Duration
+		b.StartTimer()
+		iters++
+	}
+	dkMean, lcMean := dk/time.Duration(iters), lc/time.Duration(iters)
+	ratio := float64(dkMean) / float64(lcMean)
+	b.ReportMetric(ms(dkMean), "docker-ms/plan")
+	b.ReportMetric(ms(dkCPU/time.Duration(iters)), "docker-cpu-ms/plan")
+	b.ReportMetric(ms(dkCold/time.Duration(iters)), "docker-fresh-checkout-ms/plan")
+	b.ReportMetric(ms(lcMean), "local-ms/plan")
+	b.ReportMetric(ratio, "docker/local")
+	verdict := "met"
+	if ratio > planRatioGoal {
+		verdict = "missed"
+	}
+	b.Logf("no-op plan of 10 x 100 apps: docker %s, local %s, ratio %.2f (goal <= %.1f: %s)", dkMean.Round(time.Millisecond), lcMean.Round(time.Millisecond), ratio, planRatioGoal, verdict)
+	logLoad(b)
+}
+
+func digest(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("%064d", 0)
+	}
+	defer f.Close()
+	h := sha256.New()
+	_, _ = io.Copy(h, f)
+	return hex.EncodeToString(h.Sum(nil))
+}
