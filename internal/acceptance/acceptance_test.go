@@ -123,7 +123,7 @@ func envToken(stateDir, env string) ([]byte, error) {
 	return tok, err
 }
 
-// cmdHTTP sends one request to an environment's runtime: http ENV METHOD PATH [BODY]; a /v1/ path
+// cmdHTTP sends one request to an environment's runtime: http ENV METHOD PATH [BODY|@FILE]; a /v1/ path
 // goes with the environment's management token. It prints the status code and the body to stdout, so scripts can match them with stdout.
 func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) < 3 || len(args) > 4 {
@@ -134,6 +134,18 @@ func cmdHTTP(ts *testscript.TestScript, neg bool, args []string) {
 	var body io.Reader
 	if len(args) == 4 {
 		body = strings.NewReader(args[3])
+		if file, ok := strings.CutPrefix(args[3], "@"); ok {
+			// @GLOB sends the last file (in name order: the newest archive) the pattern names, as curl
+			// --data-binary @FILE does.
+			matches, err := filepath.Glob(ts.MkAbs(file))
+			ts.Check(err)
+			if len(matches) == 0 {
+				ts.Fatalf("%s names no file", file)
+			}
+			b, err := os.ReadFile(matches[len(matches)-1])
+			ts.Check(err)
+			body = bytes.NewReader(b)
+		}
 	}
 	req, err := http.NewRequest(args[1], "http://"+st.Listen+args[2], body)
 	ts.Check(err)
