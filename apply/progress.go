@@ -11,22 +11,10 @@ import (
 	"github.com/appfleet/appfleet/plan"
 )
 
-// verbs are the words progress lines use for each kind: while running, on success, and on failure.
-var verbs = map[plan.ActionKind][3]string{
-	plan.Create:  {"Creating", "Creation complete", "Creation failed"},
-	plan.Update:  {"Modifying", "Modifications complete", "Modification failed"},
-	plan.Replace: {"Replacing", "Replacement complete", "Replacement failed"},
-	plan.Delete:  {"Destroying", "Destruction complete", "Destruction failed"},
-	plan.Start:   {"Starting", "Start complete", "Start failed"},
-	plan.Stop:    {"Stopping", "Stop complete", "Stop failed"},
-	plan.Move:    {"Moving", "Move complete", "Move failed"},
-}
-
+// verb is the word progress lines use for the kind: while running (0), on success (1), on failure (2).
 func verb(k plan.ActionKind, i int) string {
-	if v, ok := verbs[k]; ok {
-		return v[i]
-	}
-	return [3]string{"Working", "Complete", "Failed"}[i]
+	running, done, failed := k.Progress()
+	return [3]string{running, done, failed}[i]
 }
 
 // FormatDuration writes a duration the way progress lines do: "0.12s" under a minute, "1m3s" above.

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/appfleet/appfleet/spec"
@@ -36,38 +37,100 @@ const (
 	Unknown
 )
 
-var kindNames = [...]string{"no-op", "create", "update", "replace", "delete", "start", "stop", "move", "unknown"}
+// kindInfo is the plan's whole vocabulary for one kind of action: every renderer, the summary and the
+// executor's progress read it here, so a kind is described in one place.
+type kindInfo struct {
+	// name is the kind's name in JSON and String: "create".
+	name string
+	// symbol is its mark in the text plan, three columns wide and right-aligned.
+	symbol string
+	// color is the ANSI colour of its line in the text plan ("" for none).
+	color string
+	// tfActions are Terraform's change.actions for it.
+	tfActions []string
+	// summary is its place in the summary line (1 first; 0 not counted there) and always says that it
+	// is shown even when there are none of it.
+	summary int
+	always  bool
+	// progress are the executor's words for it: while running, on success and on failure.
+	progress [3]string
+}
+
+// ANSI colours of the text plan.
+const (
+	ansiReset   = "\x1b[0m"
+	ansiRed     = "\x1b[31m"
+	ansiGreen   = "\x1b[32m"
+	ansiYellow  = "\x1b[33m"
+	ansiMagenta = "\x1b[35m"
+	ansiCyan    = "\x1b[36m"
+)
+
+// kinds is the table, indexed by ActionKind. A move is an update for Terraform: the resource keeps its
+// address and its data, only where it runs changes. Unknown is a no-op there; RenderJSON lists it among
+// the deferred changes, as a read.
+var kinds = [...]kindInfo{
+	NoOp:    {name: "no-op", symbol: "   ", tfActions: []string{"no-op"}, progress: [3]string{"Working", "Complete", "Failed"}},
+	Create:  {name: "create", symbol: "  +", color: ansiGreen, tfActions: []string{"create"}, summary: 1, always: true, progress: [3]string{"Creating", "Creation complete", "Creation failed"}},
+	Update:  {name: "update", symbol: "  ~", color: ansiYellow, tfActions: []string{"update"}, summary: 2, always: true, progress: [3]string{"Modifying", "Modifications complete", "Modification failed"}},
+	Replace: {name: "replace", symbol: "-/+", color: ansiMagenta, tfActions: []string{"delete", "create"}, summary: 3, progress: [3]string{"Replacing", "Replacement complete", "Replacement failed"}},
+	Delete:  {name: "delete", symbol: "  -", color: ansiRed, tfActions: []string{"delete"}, summary: 4, always: true, progress: [3]string{"Destroying", "Destruction complete", "Destruction failed"}},
+	Start:   {name: "start", symbol: "  ▶", color: ansiCyan, tfActions: []string{"update"}, summary: 6, progress: [3]string{"Starting", "Start complete", "Start failed"}},
+	Stop:    {name: "stop", symbol: "  ■", color: ansiCyan, tfActions: []string{"update"}, summary: 7, progress: [3]string{"Stopping", "Stop complete", "Stop failed"}},
+	Move:    {name: "move", symbol: " ->", color: ansiMagenta, tfActions: []string{"update"}, summary: 5, progress: [3]string{"Moving", "Move complete", "Move failed"}},
+	Unknown: {name: "unknown", symbol: "  ?", tfActions: []string{"no-op"}, progress: [3]string{"Working", "Complete", "Failed"}},
+}
+
+// Kinds lists every action kind, in the order of the enum.
+func Kinds() []ActionKind {
+	out := make([]ActionKind, len(kinds))
+	for i := range kinds {
+		out[i] = ActionKind(i)
+	}
+	return out
+}
+
+// summaryOrder are the kinds the summary line counts, in its order.
+var summaryOrder = func() []ActionKind {
+	var out []ActionKind
+	for i, k := range kinds {
+		if k.summary > 0 {
+			out = append(out, ActionKind(i))
+		}
+	}
+	slices.SortFunc(out, func(a, b ActionKind) int { return kinds[a].summary - kinds[b].summary })
+	return out
+}()
+
+func (k ActionKind) info() kindInfo {
+	if k < 0 || int(k) >= len(kinds) {
+		return kinds[NoOp]
+	}
+	return kinds[k]
+}
 
 // String is the kind's lower-case name, as used in JSON: "create", "no-op", ...
 func (k ActionKind) String() string {
-	if k < 0 || int(k) >= len(kindNames) {
+	if k < 0 || int(k) >= len(kinds) {
 		return fmt.Sprintf("ActionKind(%d)", int(k))
 	}
-	return kindNames[k]
+	return kinds[k].name
 }
 
 // Symbol is the kind's mark in the text plan, three columns wide and right-aligned.
-func (k ActionKind) Symbol() string {
-	switch k {
-	case Create:
-		return "  +"
-	case Update:
-		return "  ~"
-	case Replace:
-		return "-/+"
-	case Delete:
-		return "  -"
-	case Start:
-		return "  ▶"
-	case Stop:
-		return "  ■"
-	case Move:
-		return " ->"
-	case Unknown:
-		return "  ?"
-	default:
-		return "   "
-	}
+func (k ActionKind) Symbol() string { return k.info().symbol }
+
+// Color is the ANSI colour of the kind's line in the text plan, "" for none.
+func (k ActionKind) Color() string { return k.info().color }
+
+// TerraformActions are the kind's change.actions in Terraform's JSON plan format.
+func (k ActionKind) TerraformActions() []string { return slices.Clone(k.info().tfActions) }
+
+// Progress are the executor's words for the kind: while it runs ("Creating"), when it succeeded
+// ("Creation complete") and when it failed ("Creation failed").
+func (k ActionKind) Progress() (running, done, failed string) {
+	p := k.info().progress
+	return p[0], p[1], p[2]
 }
 
 // Changes reports whether apply performs something for this kind.
@@ -75,7 +138,7 @@ func (k ActionKind) Changes() bool { return k != NoOp && k != Unknown }
 
 // MarshalText writes the kind's name.
 func (k ActionKind) MarshalText() ([]byte, error) {
-	if k < 0 || int(k) >= len(kindNames) {
+	if k < 0 || int(k) >= len(kinds) {
 		return nil, fmt.Errorf("unknown action kind %d", int(k))
 	}
 	return []byte(k.String()), nil
@@ -83,8 +146,8 @@ func (k ActionKind) MarshalText() ([]byte, error) {
 
 // UnmarshalText reads a kind's name.
 func (k *ActionKind) UnmarshalText(b []byte) error {
-	for i, n := range kindNames {
-		if n == string(b) {
+	for i, n := range kinds {
+		if n.name == string(b) {
 			*k = ActionKind(i)
 			return nil
 		}
@@ -172,8 +235,10 @@ type Action struct {
 	FromEnvironment string `json:"fromEnvironment,omitempty"`
 	// Provider is, for an environment, the provider that runs it.
 	Provider string `json:"provider,omitempty"`
-	// Reason says what the action does and why, for display only; it never drives apply.
-	Reason string `json:"reason"`
+	// Reason says what the action does and why, for people; ReasonCode says it for programs. Neither
+	// ever drives apply.
+	Reason     string     `json:"reason"`
+	ReasonCode ReasonCode `json:"reasonCode,omitempty"`
 	// Warning is shown beside the action: an unreachable runtime, a resource kept although undeclared.
 	Warning string `json:"warning,omitempty"`
 	// Placement says, for an app placed by a selector now, where it goes and why; for display only.

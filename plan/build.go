@@ -182,40 +182,41 @@ func (b *builder) planEnvironments() {
 		}
 		switch {
 		case declared && b.o.Destroy:
-			a.Kind, a.Reason, a.After = Delete, "delete (runtime stopped, its data archived)", nil
+			a.decide(Delete, ReasonDestroy, "delete (runtime stopped, its data archived)")
+			a.After = nil
 		case declared && !exists:
-			a.Kind, a.Reason = Create, fmt.Sprintf("create (%s runtime)", decl.Spec.Provider)
+			a.decide(Create, ReasonAbsent, fmt.Sprintf("create (%s runtime)", decl.Spec.Provider))
 			if st.Error != "" {
 				a.Warning, a.Unobserved = "could not be observed: "+st.Error, true
 			}
 		case declared && st.Provider != "" && st.Provider != decl.Spec.Provider:
-			a.Kind, a.Reason = Replace, fmt.Sprintf("replace (provider changes from %s to %s)", st.Provider, decl.Spec.Provider)
+			a.decide(Replace, ReasonCannotUpdate, fmt.Sprintf("replace (provider changes from %s to %s)", st.Provider, decl.Spec.Provider))
 			a.DataLoss = true
 			a.DataLossReasons = []string{"a new runtime starts empty"}
 			a.Blocked = fmt.Sprintf("changing an environment's provider is not supported; destroy it with --target %s, then apply", a.Address)
 		case declared && st.SpecHash != decl.SpecHash():
-			a.Kind, a.Reason = Update, "update (runtime settings changed; restarted with apps and data kept)"
+			a.decide(Update, ReasonSettingsChanged, "update (runtime settings changed; restarted with apps and data kept)")
 			a.Diffs = diffEnvironment(st.Spec, decl.Spec.Redacted())
 			if len(a.Diffs) == 0 {
 				// The provider keeps no spec (or one that hashes otherwise): the hash is all there is to show.
 				a.Diffs = []FieldDiff{{Path: "specHash", Kind: FieldChange, Before: orNone(st.SpecHash), After: decl.SpecHash()}}
 			}
 		case declared && !st.Running:
-			a.Kind, a.Reason = Update, "update (runtime not running; started again with apps and data kept)"
+			a.decide(Update, ReasonNotRunning, "update (runtime not running; started again with apps and data kept)")
 		case declared && hasNested(st.Changes):
-			a.Kind, a.Reason = Update, fmt.Sprintf("update (%s plans changes; apps and data kept)", decl.Spec.Provider)
+			a.decide(Update, ReasonProviderChanges, fmt.Sprintf("update (%s plans changes; apps and data kept)", decl.Spec.Provider))
 		case declared && !st.Reachable:
-			a.Kind, a.Reason = Update, "update (runtime not reachable; restarted with apps and data kept)"
+			a.decide(Update, ReasonNotReachable, "update (runtime not reachable; restarted with apps and data kept)")
 		case declared:
-			a.Kind, a.Reason = NoOp, "up to date"
+			a.decide(NoOp, ReasonUpToDate, "up to date")
 			if n := driftCount(st.Changes); n > 0 {
 				a.Warning = joinWarn(a.Warning, fmt.Sprintf("%d %s changed outside %s; its plan changes nothing",
 					n, plural(n, "resource", "resources"), decl.Spec.Provider))
 			}
 		case b.o.Prune:
-			a.Kind, a.Reason = Delete, "delete (not declared, pruned; runtime stopped, its data archived)"
+			a.decide(Delete, ReasonNoResourceConfig, "delete (not declared, pruned; runtime stopped, its data archived)")
 		default:
-			a.Kind, a.Reason = NoOp, "not declared"
+			a.decide(NoOp, ReasonNotDeclared, "not declared")
 			a.Warning = joinWarn("not declared; kept, use --prune to delete", a.Warning)
 		}
 		if declared && st.ProviderUnavailable {
@@ -277,6 +278,9 @@ func (b *builder) planApps() {
 	}
 }
 
+// planDeclaredApp plans one declared app: it locates the app's observed copies (locate), resumes or plans
+// a move, defers an app that may be in a runtime that did not answer, and otherwise diffs the copy found
+// against the declaration and lets decideApp choose the kind and the reason.
 func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	name, env := app.Metadata.Name, app.Spec.Environment
 	st := b.s.Environments[env]
@@ -284,15 +288,7 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	want := app.Spec.Redacted(name)
 	a := &Action{Address: AppAddress(name), ResourceType: TypeApp, Name: name, Environment: env,
 		After: &Object{Labels: app.Metadata.Labels, App: &want}, Fingerprint: FingerprintAbsent}
-	var here *api.App
-	var elsewhere []observedApp
-	for _, c := range copies {
-		if c.env == env {
-			here = c.app
-		} else {
-			elsewhere = append(elsewhere, c)
-		}
-	}
+	here, elsewhere := locate(env, copies)
 	observe := func(got *api.App) {
 		before := got.Spec.Redacted(name)
 		a.Before = &Object{Labels: got.Labels, App: &before, Status: got.Status, Error: got.Error, Generation: got.Generation}
@@ -303,7 +299,8 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	if b.o.Destroy {
 		switch {
 		case exists && !reachable:
-			a.Kind, a.Reason, a.After, a.Fingerprint = Unknown, "unknown", nil, FingerprintUnknown
+			a.decide(Unknown, ReasonDependencyPending, "unknown")
+			a.After, a.Fingerprint = nil, FingerprintUnknown
 			a.Warning = fmt.Sprintf("environment %s is unreachable; the app goes with its runtime", env)
 			return a
 		case here == nil:
@@ -311,7 +308,8 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 		}
 		b.claimed[env+"/"+name] = true
 		observe(here)
-		a.Kind, a.Reason, a.After = Delete, "delete (data archived, restorable)", nil
+		a.decide(Delete, ReasonDestroy, "delete (data archived, restorable)")
+		a.After = nil
 		if here.Spec.Protect || app.Spec.Protect {
 			a.Blocked = protectedMsg(name, "deleted", app.Spec.Protect)
 		}
@@ -336,7 +334,8 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 			return b.planMove(a, app, got, from, false)
 		case src.Exists && !src.Reachable:
 			observe(here)
-			a.Kind, a.Reason, a.Fingerprint, a.FromEnvironment = Unknown, "unknown", FingerprintUnknown, from
+			a.decide(Unknown, ReasonDependencyPending, "unknown")
+			a.Fingerprint, a.FromEnvironment = FingerprintUnknown, from
 			a.Warning = fmt.Sprintf("the move from %s is unfinished and environment %s is unreachable; plan again once it answers", from, from)
 			return a
 		default:
@@ -362,7 +361,8 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 
 	switch {
 	case exists && !reachable:
-		a.Kind, a.Reason, a.Fingerprint = Unknown, "unknown", FingerprintUnknown
+		a.decide(Unknown, ReasonDependencyPending, "unknown")
+		a.Fingerprint = FingerprintUnknown
 		a.Warning = fmt.Sprintf("environment %s is unreachable; plan again once it answers", env)
 		if from != "" {
 			a.FromEnvironment = from
@@ -374,13 +374,14 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 		if down := b.unreachableBesides(env); len(down) > 0 {
 			// The app may live in a runtime that did not answer: creating it empty here would leave its
 			// data behind there, and a later move could no longer bring it.
-			a.Kind, a.Reason, a.Fingerprint = Unknown, "unknown", FingerprintUnknown
+			a.decide(Unknown, ReasonDependencyPending, "unknown")
+			a.Fingerprint = FingerprintUnknown
 			a.Warning = fmt.Sprintf("not found in %s, and %s %s %s unreachable and may hold it; plan again once %s",
 				env, plural(len(down), "environment", "environments"), strings.Join(down, ", "),
 				plural(len(down), "is", "are"), plural(len(down), "it answers", "they answer"))
 			return a
 		}
-		a.Kind, a.Reason = Create, "create in "+env
+		a.decide(Create, ReasonAbsent, "create in "+env)
 		a.Diffs = diffApp(name, app.Spec, app.Metadata.Labels, nil).diffs
 		if !exists && st.Error != "" {
 			// The environment may exist and hold the app: its provider could not tell.
@@ -408,28 +409,9 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 		d.replace = true
 	}
 	a.DataLoss = len(a.DataLossReasons) > 0
-	switch {
-	case d.replace:
-		a.Kind = Replace
-		if from != "" {
-			a.Reason = fmt.Sprintf("replace (moves from %s to %s; data archived, the app starts empty)", from, env)
-		} else {
-			a.Reason = "replace (data archived, the app starts empty)"
-		}
-		if got.Spec.Protect || app.Spec.Protect {
-			a.Blocked = protectedMsg(name, "replaced", app.Spec.Protect)
-		}
-	case len(d.diffs) == 0:
-		a.Kind, a.Reason = NoOp, "up to date"
-	case d.stateOnly && app.Spec.State == spec.StateStopped:
-		a.Kind, a.Reason = Stop, "stop"
-	case d.stateOnly:
-		a.Kind, a.Reason = Start, "start"
-		if got.Status == api.StatusError {
-			a.Reason = "start (it is in error)"
-		}
-	default:
-		a.Kind, a.Reason = Update, "update in place"
+	a.decide(decideApp(d, app.Spec.State, got.Status, from, env))
+	if a.Kind == Replace && (got.Spec.Protect || app.Spec.Protect) {
+		a.Blocked = protectedMsg(name, "replaced", app.Spec.Protect)
 	}
 	if a.DataLoss && a.Blocked == "" && (got.Spec.Protect || app.Spec.Protect) {
 		a.Blocked = protectedMsg(name, "changed in a way that loses data", app.Spec.Protect)
@@ -440,22 +422,56 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	return a
 }
 
+// decideApp is what to do with an app found (in environment from, or "" for its declared env), given how
+// it differs from its declaration: its kind and why, for programs and for people.
+func decideApp(d appDiff, declaredState, status, from, env string) (ActionKind, ReasonCode, string) {
+	switch {
+	case d.replace && from != "":
+		return Replace, ReasonCannotUpdate, fmt.Sprintf("replace (moves from %s to %s; data archived, the app starts empty)", from, env)
+	case d.replace:
+		return Replace, ReasonCannotUpdate, "replace (data archived, the app starts empty)"
+	case len(d.diffs) == 0:
+		return NoOp, ReasonUpToDate, "up to date"
+	case d.stateOnly && declaredState == spec.StateStopped:
+		return Stop, ReasonStateChanged, "stop"
+	case d.stateOnly && status == api.StatusError:
+		return Start, ReasonInError, "start (it is in error)"
+	case d.stateOnly:
+		return Start, ReasonStateChanged, "start"
+	default:
+		return Update, ReasonSpecChanged, "update in place"
+	}
+}
+
+// locate splits the observed copies of an app declared in env into the one there (nil when none) and
+// those in other environments, in environment order.
+func locate(env string, copies []observedApp) (here *api.App, elsewhere []observedApp) {
+	for _, c := range copies {
+		if c.env == env {
+			here = c.app
+		} else {
+			elsewhere = append(elsewhere, c)
+		}
+	}
+	return here, elsewhere
+}
+
 // planMove makes a the move of app from environment from to its declared one: a snapshot of got's data
 // is restored in the target, which is then switched to, and the app is archived in the source. Nothing
 // is deleted, so a protected app may move. finish says that the source is already archived and only the
 // switch is left (got is then the copy in the target).
 func (b *builder) planMove(a *Action, app spec.App, got *api.App, from string, finish bool) *Action {
 	d := diffApp(a.Name, app.Spec, app.Metadata.Labels, got)
-	a.Kind, a.FromEnvironment = Move, from
+	a.FromEnvironment = from
 	a.Diffs = append([]FieldDiff{{Path: "environment", Kind: FieldChange, Before: from, After: a.Environment}}, d.diffs...)
 	a.DataLossReasons = d.dataLoss
 	a.DataLoss = len(d.dataLoss) > 0
 	if finish {
-		a.Reason = fmt.Sprintf("move from %s to %s: finish (data already restored in %s and archived in %s; switch to %s)",
-			from, a.Environment, a.Environment, from, a.Environment)
+		a.decide(Move, ReasonMoveUnfinished, fmt.Sprintf("move from %s to %s: finish (data already restored in %s and archived in %s; switch to %s)",
+			from, a.Environment, a.Environment, from, a.Environment))
 	} else {
-		a.Reason = fmt.Sprintf("move from %s to %s (stopped in %s, its data restored in %s, then archived in %s)",
-			from, a.Environment, from, a.Environment, from)
+		a.decide(Move, ReasonEnvironmentChanged, fmt.Sprintf("move from %s to %s (stopped in %s, its data restored in %s, then archived in %s)",
+			from, a.Environment, from, a.Environment, from))
 	}
 	if got.Spec.Protect || app.Spec.Protect {
 		if a.DataLoss {
@@ -506,7 +522,7 @@ func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
 	_, envDeclared := b.envs[env]
 	switch {
 	case envAct != nil && envAct.Kind == Delete:
-		a.Kind, a.Reason = Delete, fmt.Sprintf("delete with environment %s (data archived, restorable)", env)
+		a.decide(Delete, ReasonEnvironmentDeleted, fmt.Sprintf("delete with environment %s (data archived, restorable)", env))
 		if owner != fleet {
 			if envDeclared {
 				// Destroying a declared environment is asked for by name: what runs in it goes along.
@@ -518,14 +534,14 @@ func (b *builder) planUndeclaredApp(env string, got *api.App) *Action {
 			}
 		}
 	case owner != fleet:
-		a.Kind, a.Reason = NoOp, "not declared"
+		a.decide(NoOp, ReasonNotDeclared, "not declared")
 		a.Warning = notOwned(owner) + "; kept"
 	case b.generatedBefore(got):
-		a.Kind, a.Reason = Delete, fmt.Sprintf("delete (no longer generated by AppSet %s; data archived, restorable)", got.Labels[spec.LabelAppSet])
+		a.decide(Delete, ReasonNoLongerGenerated, fmt.Sprintf("delete (no longer generated by AppSet %s; data archived, restorable)", got.Labels[spec.LabelAppSet]))
 	case b.o.Prune:
-		a.Kind, a.Reason = Delete, "delete (not declared, pruned; data archived, restorable)"
+		a.decide(Delete, ReasonNoResourceConfig, "delete (not declared, pruned; data archived, restorable)")
 	default:
-		a.Kind, a.Reason = NoOp, "not declared"
+		a.decide(NoOp, ReasonNotDeclared, "not declared")
 		a.Warning = "not declared; kept, use --prune to delete"
 	}
 	if a.Kind == Delete && got.Spec.Protect {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	tfjson "github.com/hashicorp/terraform-json"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/appfleet/appfleet/spec"
@@ -105,6 +107,22 @@ func TestBuildGolden(t *testing.T) {
 
 			again, _ := Build(f.desired, f.observed, f.options)
 			require.Empty(t, cmp.Diff(p, again), "Build is not deterministic")
+
+			// Every action says why in a code, and the JSON plan's action_reason carries it.
+			var js bytes.Buffer
+			require.NoError(t, RenderJSON(&js, p))
+			var tp tfjson.Plan
+			require.NoError(t, json.Unmarshal(js.Bytes(), &tp))
+			reasons := map[string]string{}
+			for _, rc := range tp.ResourceChanges {
+				reasons[rc.Address] = string(rc.ActionReason)
+			}
+			for _, a := range p.Actions {
+				assert.NotEmpty(t, a.ReasonCode, "%s (%s) has no reason code", a.Address, a.Reason)
+				if got, ok := reasons[string(a.Address)]; ok {
+					assert.Equal(t, string(a.ReasonCode), got, "%s: action_reason", a.Address)
+				}
+			}
 
 			for name, render := range renderers() {
 				var b bytes.Buffer

@@ -124,24 +124,6 @@ type jsonDiff struct {
 	DataLoss  bool   `json:"data_loss,omitempty"`
 }
 
-// tfActions maps a kind onto Terraform's change.actions. A move is an update: the resource keeps its
-// address and its data, only where it runs changes (from_environment says from where). An Unknown
-// action is never a no-op: RenderJSON lists it among the deferred changes, as a read.
-func tfActions(k ActionKind) []string {
-	switch k {
-	case Create:
-		return []string{"create"}
-	case Update, Start, Stop, Move:
-		return []string{"update"}
-	case Replace:
-		return []string{"delete", "create"}
-	case Delete:
-		return []string{"delete"}
-	default:
-		return []string{"no-op"}
-	}
-}
-
 // RenderJSON writes the plan in Terraform's machine-readable plan format (format_version, resource_changes
 // with address, mode, type, name, provider_name and change{actions, before, after, before_sensitive,
 // after_sensitive}), so tools written for Terraform plans read it. appfleet's own details travel in an
@@ -156,8 +138,8 @@ func RenderJSON(w io.Writer, p *Plan) error {
 		ResourceChanges: []jsonResourceChange{},
 		Appfleet: jsonPlanExtra{
 			Fleet: p.Fleet, Digest: p.Digest, Options: p.Options, Message: s.String(),
-			Summary: jsonSummary{Create: s.Create, Update: s.Update, Replace: s.Replace, Delete: s.Delete,
-				Start: s.Start, Stop: s.Stop, Move: s.Move, Unknown: s.Unknown},
+			Summary: jsonSummary{Create: s[Create], Update: s[Update], Replace: s[Replace], Delete: s[Delete],
+				Start: s[Start], Stop: s[Stop], Move: s[Move], Unknown: s[Unknown]},
 		},
 	}
 	for _, a := range p.Blocked() {
@@ -177,13 +159,8 @@ func RenderJSON(w io.Writer, p *Plan) error {
 			Address: string(a.Address), Mode: "managed", Type: string(a.ResourceType), Name: a.Name,
 			ProviderName: ProviderName, Appfleet: extra,
 		}
-		switch {
-		case a.Kind == Replace:
-			rc.ActionReason = "replace_because_cannot_update"
-		case a.Kind == Delete && a.After == nil && !p.Options.Destroy:
-			rc.ActionReason = "delete_because_no_resource_config"
-		}
-		rc.Change.Actions = tfActions(a.Kind)
+		rc.ActionReason = string(a.ReasonCode)
+		rc.Change.Actions = a.Kind.TerraformActions()
 		rc.Change.Before, rc.Change.BeforeSensitive = jsonObject(a, a.Before, true)
 		rc.Change.After, rc.Change.AfterSensitive = jsonObject(a, a.After, false)
 		rc.Change.AfterUnknown = map[string]any{}

@@ -29,9 +29,8 @@ func RenderMarkdown(w io.Writer, p *Plan) error {
 		}
 		fmt.Fprintln(bw)
 	}
-	if s.Unknown > 0 {
-		fmt.Fprintf(bw, "> [!NOTE]\n> %d %s could not be observed because %s unreachable.\n\n",
-			s.Unknown, plural(s.Unknown, "app", "apps"), plural(s.Unknown, "its environment is", "their environments are"))
+	if n := s[Unknown]; n > 0 {
+		fmt.Fprintf(bw, "> [!NOTE]\n> %s.\n\n", unobserved(n))
 	}
 	var body bytes.Buffer
 	t := textWriter{w: &body}

@@ -53,40 +53,34 @@ type Plan struct {
 	Paths []string `json:"paths,omitempty"`
 }
 
-// Summary counts a plan's actions by kind.
-type Summary struct {
-	Create, Update, Replace, Delete, Start, Stop, Move, Unknown int
-}
+// Summary counts a plan's actions by kind: s[Create] is how many it creates. Text, markdown and JSON
+// all read this one count.
+type Summary map[ActionKind]int
 
 // Summary counts the plan's actions by kind.
 func (p *Plan) Summary() Summary {
-	var s Summary
+	s := Summary{}
 	for _, a := range p.Actions {
-		switch a.Kind {
-		case Create:
-			s.Create++
-		case Update:
-			s.Update++
-		case Replace:
-			s.Replace++
-		case Delete:
-			s.Delete++
-		case Start:
-			s.Start++
-		case Stop:
-			s.Stop++
-		case Move:
-			s.Move++
-		case Unknown:
-			s.Unknown++
-		}
+		s[a.Kind]++
 	}
 	return s
 }
 
 // Changes is the number of actions apply performs.
 func (s Summary) Changes() int {
-	return s.Create + s.Update + s.Replace + s.Delete + s.Start + s.Stop + s.Move
+	n := 0
+	for k, c := range s {
+		if k.Changes() {
+			n += c
+		}
+	}
+	return n
+}
+
+// unobserved says that n apps could not be observed, for the text and markdown plans.
+func unobserved(n int) string {
+	return fmt.Sprintf("%d %s could not be observed because %s unreachable", n, plural(n, "app", "apps"),
+		plural(n, "its environment is", "their environments are"))
 }
 
 // String is the summary line: "Plan: 2 to create, 1 to update, 1 to delete." (create, update and delete
@@ -96,19 +90,11 @@ func (s Summary) String() string {
 	if s.Changes() == 0 {
 		return "No changes. The fleet matches the manifests."
 	}
-	parts := []string{fmt.Sprintf("%d to create", s.Create), fmt.Sprintf("%d to update", s.Update)}
-	if s.Replace > 0 {
-		parts = append(parts, fmt.Sprintf("%d to replace", s.Replace))
-	}
-	parts = append(parts, fmt.Sprintf("%d to delete", s.Delete))
-	if s.Move > 0 {
-		parts = append(parts, fmt.Sprintf("%d to move", s.Move))
-	}
-	if s.Start > 0 {
-		parts = append(parts, fmt.Sprintf("%d to start", s.Start))
-	}
-	if s.Stop > 0 {
-		parts = append(parts, fmt.Sprintf("%d to stop", s.Stop))
+	var parts []string
+	for _, k := range summaryOrder {
+		if n := s[k]; n > 0 || k.info().always {
+			parts = append(parts, fmt.Sprintf("%d to %s", n, k))
+		}
 	}
 	return "Plan: " + strings.Join(parts, ", ") + "."
 }

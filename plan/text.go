@@ -13,15 +13,7 @@ type TextOptions struct {
 	Color bool
 }
 
-const (
-	ansiReset   = "\x1b[0m"
-	ansiBold    = "\x1b[1m"
-	ansiRed     = "\x1b[31m"
-	ansiGreen   = "\x1b[32m"
-	ansiYellow  = "\x1b[33m"
-	ansiMagenta = "\x1b[35m"
-	ansiCyan    = "\x1b[36m"
-)
+const ansiBold = "\x1b[1m"
 
 // minColumn is where the description column starts at the least.
 const minColumn = 36
@@ -53,23 +45,6 @@ func (t textWriter) paint(code, s string) string {
 		return s
 	}
 	return code + s + ansiReset
-}
-
-func kindColor(k ActionKind) string {
-	switch k {
-	case Create:
-		return ansiGreen
-	case Update:
-		return ansiYellow
-	case Delete:
-		return ansiRed
-	case Replace, Move:
-		return ansiMagenta
-	case Start, Stop:
-		return ansiCyan
-	default:
-		return ""
-	}
 }
 
 func diffColor(k FieldDiffKind) string {
@@ -121,9 +96,8 @@ func (t textWriter) plan(p *Plan) {
 	}
 	s := p.Summary()
 	fmt.Fprintln(t.w, t.paint(ansiBold, s.String()))
-	if s.Unknown > 0 {
-		fmt.Fprintf(t.w, "%d %s could not be observed because %s unreachable; plan again once it answers.\n",
-			s.Unknown, plural(s.Unknown, "app", "apps"), plural(s.Unknown, "its environment is", "their environments are"))
+	if n := s[Unknown]; n > 0 {
+		fmt.Fprintf(t.w, "%s; plan again once it answers.\n", unobserved(n))
 	}
 	if dl := p.AllowableDataLoss(); len(dl) > 0 {
 		addrs := make([]string, len(dl))
@@ -139,7 +113,7 @@ func (t textWriter) plan(p *Plan) {
 }
 
 func (t textWriter) action(a *Action, col int) {
-	c := kindColor(a.Kind)
+	c := a.Kind.Color()
 	head := fmt.Sprintf("%s %-*s", a.Kind.Symbol(), col-4, a.Address)
 	fmt.Fprintf(t.w, "%s%s\n", t.paint(c, head), a.Reason)
 	if a.Placement != "" {

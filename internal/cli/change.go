@@ -11,28 +11,6 @@ import (
 	"github.com/appfleet/appfleet/plan"
 )
 
-// renderPlan writes the plan in the given format: text, json or markdown.
-func renderPlan(w io.Writer, p *plan.Plan, format string, color bool) error {
-	switch format {
-	case "text", "":
-		return plan.RenderText(w, p, plan.TextOptions{Color: color})
-	case "json":
-		return plan.RenderJSON(w, p)
-	case "markdown", "md":
-		return plan.RenderMarkdown(w, p)
-	default:
-		return fmt.Errorf("unknown output format %q; use text, json or markdown", format)
-	}
-}
-
-func checkPlanFormat(format string) error {
-	switch format {
-	case "text", "", "json", "markdown", "md":
-		return nil
-	}
-	return fmt.Errorf("unknown output format %q; use text, json or markdown", format)
-}
-
 // blocked turns a blocked plan's error into the command's: the plan text already names every blocked
 // action with its reason, so only a short closing line is printed.
 func blocked(w io.Writer, err error) error {

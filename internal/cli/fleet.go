@@ -71,7 +71,7 @@ func (s *sink) Planned(pass engine.Pass, p *plan.Plan, _ error) {
 		fmt.Fprintln(s.io.ErrOut, "\nRuntimes that did not answer before answer now. Their apps need these changes too:")
 	}
 	// A plan that cannot be written to stdout is still refused or confirmed on stderr.
-	_ = renderPlan(s.io.Out, p, "text", s.io.ColorEnabled())
+	_ = plan.RenderText(s.io.Out, p, plan.TextOptions{Color: s.io.ColorEnabled()})
 }
 
 func (s *sink) Applying(engine.Pass, *plan.Plan) {

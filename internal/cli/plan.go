@@ -49,7 +49,8 @@ refuses where what it observed has changed since.`,
 }
 
 func runPlan(ctx context.Context, opts *planOptions) error {
-	if err := checkPlanFormat(opts.Output); err != nil {
+	render, err := plan.RendererFor(opts.Output, plan.RenderOptions{Color: opts.F.IO.ColorEnabled()})
+	if err != nil {
 		return err
 	}
 	res, err := opts.F.newEngine().Plan(ctx, engine.Request{
@@ -59,7 +60,7 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 		return cliError(err)
 	}
 	p := res.Plan
-	if rerr := renderPlan(opts.F.IO.Out, p, opts.Output, opts.F.IO.ColorEnabled()); rerr != nil {
+	if rerr := render.Render(opts.F.IO.Out, p); rerr != nil {
 		return rerr
 	}
 	if err != nil {
