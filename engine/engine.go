@@ -283,7 +283,7 @@ func (fl *fleet) pass(ctx context.Context, req Request, pass Pass, p *plan.Plan,
 			return err
 		}
 	}
-	perf, err := fl.performer(req.AllowDataLoss || req.Destroy)
+	perf, err := fl.performer(p, req.AllowDataLoss || req.Destroy)
 	if err != nil {
 		return err
 	}
@@ -452,9 +452,18 @@ func (fl *fleet) result(p *plan.Plan, applied ...apply.Result) *Result {
 	return &Result{Manifests: fl.manifests, StateDir: fl.stateDir, Snapshot: fl.observed.Snapshot, Plan: p, Applied: applied}
 }
 
-// performer builds the executor's view of the fleet: a provider per environment (undeclared ones too,
-// for prune), the declared specs with secrets resolved, and the observed endpoints.
-func (fl *fleet) performer(allowDataLoss bool) (*apply.FleetPerformer, error) {
+// performer builds the executor's view of the fleet: a provider per environment the plan acts in
+// (undeclared ones too, for prune), the declared specs with secrets resolved, and the observed endpoints.
+// Only the plan's environments need a provider: one that is not available for an environment a target
+// left out never stops the apply.
+func (fl *fleet) performer(p *plan.Plan, allowDataLoss bool) (*apply.FleetPerformer, error) {
+	used := map[string]bool{}
+	for _, a := range p.Actions {
+		if a.ResourceType == plan.TypeEnvironment {
+			used[a.Name] = true
+		}
+		used[a.Environment], used[a.FromEnvironment] = true, true
+	}
 	perf := &apply.FleetPerformer{
 		Fleet:         fl.resolved.Name,
 		Providers:     map[string]providers.Provider{},
@@ -477,13 +486,15 @@ func (fl *fleet) performer(allowDataLoss bool) (*apply.FleetPerformer, error) {
 		return nil
 	}
 	for _, env := range fl.resolved.Environments {
-		if err := providerFor(env.Metadata.Name, env.Spec.Provider); err != nil {
-			return nil, err
+		if used[env.Metadata.Name] {
+			if err := providerFor(env.Metadata.Name, env.Spec.Provider); err != nil {
+				return nil, err
+			}
 		}
 		perf.Envs[env.Metadata.Name] = env
 	}
 	for name, st := range fl.observed.Snapshot.Environments {
-		if _, declared := perf.Envs[name]; !declared && st.Provider != "" {
+		if _, declared := perf.Envs[name]; !declared && st.Provider != "" && used[name] {
 			if err := providerFor(name, st.Provider); err != nil {
 				return nil, err
 			}

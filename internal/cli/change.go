@@ -15,7 +15,7 @@ import (
 // action with its reason, so only a short closing line is printed.
 func blocked(w io.Writer, err error) error {
 	if errors.Is(err, plan.ErrBlocked) {
-		fmt.Fprintln(w, "Nothing was changed: the plan is blocked (see above). Change the manifests or unprotect the app first.")
+		fmt.Fprintln(w, "Nothing was changed: the plan is blocked (see above); each blocked action says what to do first.")
 		return silent(err)
 	}
 	return err

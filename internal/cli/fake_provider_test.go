@@ -77,3 +77,44 @@ func TestApplyConvergesThroughFakeProvider(t *testing.T) {
 	assert.Contains(t, out, "+ app.crm")
 	assert.Equal(t, []string{"apply dev", "apply dev"}, fake.Calls(), "the unreachable runtime was converged")
 }
+
+// unavailableManifests add to enginetest.Manifests an environment whose provider this build does not
+// hold (the test registry serves only local), with an app in it.
+const unavailableManifests = enginetest.Manifests + `---
+apiVersion: appfleet.dev/v1alpha1
+kind: Environment
+metadata: {name: edge}
+spec: {provider: docker}
+---
+apiVersion: appfleet.dev/v1alpha1
+kind: App
+metadata: {name: kiosk}
+spec: {environment: edge}
+`
+
+// A provider that is not available blocks the plan that needs it (the JSON plan is not applyable) and
+// nothing else: --target applies only what the target needs.
+func TestUnavailableProviderBlocksOnlyWhatNeedsIt(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(unavailableManifests), 0o644))
+	state := filepath.Join(t.TempDir(), "state")
+	fake := enginetest.NewProvider(t)
+
+	code, out, errOut := runWith(t, fake, state, "plan", dir, "-o", "json")
+	assert.Equal(t, ExitError, code, errOut)
+	assert.Contains(t, out, `"applyable": false`)
+	assert.Contains(t, out, `"complete": false`)
+	assert.Contains(t, out, `environment edge can be neither observed nor changed`)
+
+	code, out, errOut = runWith(t, fake, state, "apply", dir, "--yes")
+	assert.Equal(t, ExitError, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "blocked: environment edge can be neither observed nor changed")
+	assert.Contains(t, errOut, "Nothing was changed")
+	assert.Empty(t, fake.Calls(), "nothing was applied")
+
+	code, out, errOut = runWith(t, fake, state, "apply", dir, "--yes", "--target", "app.crm")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, errOut, "app.crm: Creation complete")
+	assert.NotContains(t, out, "edge")
+	assert.Equal(t, []string{"apply dev"}, fake.Calls())
+}
