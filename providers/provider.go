@@ -84,6 +84,12 @@ type Provider interface {
 	List(ctx context.Context, fleet string) ([]Observed, error) // what this fleet owns, for --prune
 }
 
+// Purger is a provider that can remove, for good, the data Destroy archived (never the data of an
+// environment that exists). Purge returns the names of what it removed.
+type Purger interface {
+	Purge(ctx context.Context, env spec.Environment) ([]string, error)
+}
+
 // Config is what every provider is built with.
 type Config struct {
 	// Fleet is the name of the fleet that owns what the provider creates.

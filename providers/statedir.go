@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -92,4 +93,36 @@ func WaitReady(ctx context.Context, url, token string, exited func() error, boun
 		case <-tick.C:
 		}
 	}
+}
+
+// archivedName matches the archive directories ArchiveEnvDir makes: <name>-<UTC time>[-<n>].
+var archivedName = regexp.MustCompile(`^(.+)-\d{8}T\d{6}Z(-\d+)?$`)
+
+// PurgeArchivedEnvDirs removes, for good, the directories ArchiveEnvDir made of environment name (and
+// of no other, even one whose name starts alike), and returns their paths.
+func PurgeArchivedEnvDirs(stateDir, name string) ([]string, error) {
+	if _, err := EnvDir(stateDir, name); err != nil {
+		return nil, err
+	}
+	parent := filepath.Join(stateDir, DirArchive, DirEnvironments)
+	entries, err := os.ReadDir(parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("purge: %w", err)
+	}
+	var removed []string
+	for _, e := range entries {
+		m := archivedName.FindStringSubmatch(e.Name())
+		if m == nil || m[1] != name || !e.IsDir() {
+			continue
+		}
+		path := filepath.Join(parent, e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			return removed, fmt.Errorf("purge %s: %w", path, err)
+		}
+		removed = append(removed, path)
+	}
+	return removed, nil
 }

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/spec"
 
 	"github.com/spf13/cobra"
 )
@@ -14,6 +16,7 @@ type destroyOptions struct {
 	Paths   []string
 	Yes     bool
 	Targets []string
+	Purge   bool
 }
 
 func newDestroyCmd(f *Factory) *cobra.Command {
@@ -23,7 +26,10 @@ func newDestroyCmd(f *Factory) *cobra.Command {
 		Short: "Delete every app and environment the manifests declare",
 		Long: `Destroy plans the deletion of every declared app (its data archived in the runtime, restorable) and
 every declared environment (the runtime stopped, its data directory archived), shows the plan, asks for
-confirmation (or takes --yes), and carries it out. Protected apps stop it: nothing is deleted.`,
+confirmation (or takes --yes), and carries it out. Protected apps stop it: nothing is deleted.
+
+With --purge, the archived data of the destroyed environments (local archive directories, docker
+archived volumes) is then removed for good, after a second confirmation.`,
 		Example: `  appfleet destroy examples/single-app --yes
   appfleet destroy . --target app.legacy --yes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -33,6 +39,7 @@ confirmation (or takes --yes), and carries it out. Protected apps stop it: nothi
 	}
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "destroy without asking for confirmation")
 	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "destroy only this address (environment.NAME or app.NAME); repeatable")
+	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "then remove the destroyed environments' archived data for good (asks again, unless --yes)")
 	return cmd
 }
 
@@ -52,5 +59,32 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 		},
 	}
 	_, err = opts.F.newEngine().Apply(ctx, req, newSink(io, "Destroy"))
-	return blocked(io.ErrOut, cliError(err))
+	if err != nil || !opts.Purge {
+		return blocked(io.ErrOut, cliError(err))
+	}
+	return runPurge(ctx, opts, m)
+}
+
+// runPurge removes the archived data of the destroyed environments, after its own confirmation: the
+// destroy before it kept that data precisely so that it could be brought back.
+func runPurge(ctx context.Context, opts *destroyOptions, m *spec.Manifests) error {
+	io := opts.F.IO
+	if err := confirmChange(ctx, io, opts.Yes, "Remove the archived data of the destroyed environments for good? It cannot be restored.",
+		"purge cancelled; the archived data is kept"); err != nil {
+		return err
+	}
+	purged, err := opts.F.newEngine().Purge(ctx, engine.Request{Manifests: m, Paths: opts.Paths, Targets: opts.Targets})
+	for _, p := range purged {
+		switch {
+		case p.Unsupported:
+			fmt.Fprintf(io.Out, "environment.%s: the %s provider keeps no archive to purge\n", p.Environment, p.Provider)
+		case len(p.Removed) == 0:
+			fmt.Fprintf(io.Out, "environment.%s: no archived data\n", p.Environment)
+		default:
+			for _, r := range p.Removed {
+				fmt.Fprintf(io.Out, "environment.%s: purged %s\n", p.Environment, r)
+			}
+		}
+	}
+	return err
 }

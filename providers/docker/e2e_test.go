@@ -226,7 +226,13 @@ func TestExampleEndToEnd(t *testing.T) {
 	must(t, upgraded, dir, "apply", "--yes")
 	ep = endpointOf(t, upgraded, dir, "dev")
 	eventuallyRecords(t, ep+"/apps/notes/api/notes", 0)
-	must(t, upgraded, dir, "destroy", "--yes")
+
+	// destroy --purge: the second life archived too, then both archives removed for good.
+	r = must(t, upgraded, dir, "destroy", "--purge", "--yes")
+	assert.Regexp(t, `environment\.dev: purged `+ctr+`-data-archived-\d{8}T\d{6}Z`, r.stdout)
+	vols, err = cli.VolumeList(t.Context(), client.VolumeListOptions{Filters: client.Filters{}.Add("label", spec.LabelFleet+"="+fleet)})
+	require.NoError(t, err)
+	assert.Empty(t, vols.Items, "no volume of the fleet is left after --purge")
 }
 
 // removeImagesOf removes the image built from bin, which only the test that made bin uses. Without force:

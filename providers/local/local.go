@@ -410,3 +410,13 @@ func (p *Provider) List(_ context.Context, fleet string) ([]providers.Observed, 
 	sort.Slice(out, func(i, j int) bool { return out[i].Environment < out[j].Environment })
 	return out, nil
 }
+
+// Purge removes the archive directories that destroying env left under <state-dir>/archive/environments,
+// and returns their paths. The environment's own directory, if it exists again, is not touched.
+func (p *Provider) Purge(_ context.Context, env spec.Environment) ([]string, error) {
+	removed, err := providers.PurgeArchivedEnvDirs(p.stateDir, env.Metadata.Name)
+	if err != nil {
+		return removed, fmt.Errorf("environment %q: %w", env.Metadata.Name, err)
+	}
+	return removed, nil
+}
