@@ -138,7 +138,7 @@ func (rt *Runtime) route(w http.ResponseWriter, r *http.Request, a *app, st *app
 		}
 		writeJSON(w, http.StatusOK, settings)
 		return
-	case rt.cfg.TestHooks && strings.HasPrefix(path, "/api/_test/"):
+	case TestHooksBuilt && strings.HasPrefix(path, "/api/_test/"):
 		rt.testHook(w, r, a, strings.TrimPrefix(path, "/api/_test/"))
 		return
 	}

@@ -1,20 +1,36 @@
+//go:build appfleet_testhooks
+
 package apphost
 
 import (
 	"net/http"
+	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/apphost/store"
 )
 
-// TestHooksEnv is the environment variable that, set to 1, makes `appfleet runtime serve` enable the
-// test-only endpoints below. It exists for the runtime's own process tests and must never be set in
-// production.
-const TestHooksEnv = "APPFLEET_RUNTIME_TEST_HOOKS"
+// TestHooksBuilt is true in a binary built with the appfleet_testhooks tag (internal/testbin builds
+// the tests' binary so): only such a binary has the endpoints and crash points below, which let a
+// test make a runtime panic, hold a database or die at a chosen step. A release build has none.
+const TestHooksBuilt = true
 
-// testHook serves /api/_test/<what> of an app when Config.TestHooks is set:
+// CrashEnv names the crash point (see crashPoint) at which a test binary kills itself with SIGKILL.
+const CrashEnv = "APPFLEET_TEST_CRASH_AT"
+
+// crashPoint kills the process the hard way when the environment names this point: a test's way to
+// stop a runtime exactly between two steps, as a power cut or kill -9 would.
+func crashPoint(name string) {
+	if os.Getenv(CrashEnv) == name {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal is on its way
+	}
+}
+
+// testHook serves /api/_test/<what> of an app:
 //
 //	panic          panics inside the request, to prove the panic stays in its app
 //	hold?ms=N      holds the app's database for N milliseconds, like a slow database would

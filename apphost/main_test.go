@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/appfleet/appfleet/apphost"
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/stretchr/testify/require"
@@ -34,6 +33,7 @@ type runtimeProc struct {
 	t       testing.TB
 	dataDir string
 	args    []string
+	env     []string // added to the process's environment
 	cmd     *exec.Cmd
 	done    chan error
 	log     *lockedWriter
@@ -60,7 +60,7 @@ func (p *runtimeProc) start() {
 	_ = os.Remove(filepath.Join(p.dataDir, "runtime.addr"))
 	args := append([]string{"runtime", "serve", "--data-dir", p.dataDir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, p.args...)
 	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = append(os.Environ(), apphost.TestHooksEnv+"=1")
+	p.cmd.Env = append(os.Environ(), p.env...)
 	p.log = &lockedWriter{}
 	p.cmd.Stderr = p.log
 	require.NoError(t, p.cmd.Start())
@@ -95,6 +95,17 @@ func (p *runtimeProc) kill9() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	p.cmd = nil
+}
+
+// waitExit waits for a process that is ending by itself (a crash point) and forgets it.
+func (p *runtimeProc) waitExit(bound time.Duration) {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		p.cmd = nil
+	case <-time.After(bound):
+		p.t.Fatalf("runtime did not exit\n%s", p.logText())
+	}
 }
 
 // term sends SIGTERM and returns the exit error.

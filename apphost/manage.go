@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -30,11 +31,7 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/openapi.json" || path == "/api" || strings.HasPrefix(path, "/api/") {
 		name := r.Header.Get(api.HeaderApp)
 		if name == "" {
-			host := r.Host
-			if h, _, ok := strings.Cut(host, ":"); ok {
-				host = h
-			}
-			if a := rt.hostOwner(strings.ToLower(host)); a != nil {
+			if a := rt.hostOwner(hostKey(r.Host)); a != nil {
 				name = a.name
 			}
 		}
@@ -47,6 +44,15 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.mux.ServeHTTP(w, r)
+}
+
+// hostKey is the hostname a Host header names, as apps declare hostnames: without the port, in lower
+// case, and without the final dot of a fully qualified name ("crm.example.test." is "crm.example.test").
+func hostKey(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return strings.TrimSuffix(strings.ToLower(host), ".")
 }
 
 func (rt *Runtime) routes() *http.ServeMux {

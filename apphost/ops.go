@@ -103,6 +103,33 @@ func (rt *Runtime) setHosts(a *app, hostnames []string) {
 	}
 }
 
+// claimHosts reserves hostnames for a while a put of it runs: it fails with 409 when another app owns
+// or is claiming one of them. The returned function gives the claims up.
+func (rt *Runtime) claimHosts(a *app, hostnames []string) (func(), error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for _, h := range hostnames {
+		if owner := rt.hosts[h]; owner != nil && owner != a {
+			return nil, errorf(http.StatusConflict, api.CodeConflict, "hostname %q already belongs to app %q", h, owner.name)
+		}
+		if owner := rt.claims[h]; owner != nil && owner != a {
+			return nil, errorf(http.StatusConflict, api.CodeConflict, "hostname %q is being claimed by app %q", h, owner.name)
+		}
+	}
+	for _, h := range hostnames {
+		rt.claims[h] = a
+	}
+	return func() {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		for _, h := range hostnames {
+			if rt.claims[h] == a {
+				delete(rt.claims, h)
+			}
+		}
+	}, nil
+}
+
 func (rt *Runtime) hostOwner(h string) *app {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
@@ -198,15 +225,17 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			return fail(errorf(http.StatusConflict, api.CodeLimitExceeded, "the runtime holds its maximum of %d apps; raise the environment's runtime.maxApps or delete an app", rt.cfg.MaxApps))
 		}
 	}
-	for _, h := range req.Spec.Hostnames {
-		if owner := rt.hostOwner(h); owner != nil && owner != a {
-			return fail(errorf(http.StatusConflict, api.CodeConflict, "hostname %q already belongs to app %q", h, owner.name))
-		}
-	}
 	stored, err := storedSpec(a.name, req.Spec, cur.entry.Spec)
 	if err != nil {
 		return fail(&opError{http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the spec is not valid", a.name), []string{err.Error()}})
 	}
+	// Hostnames are claimed before anything else is done, atomically with the check that nobody else
+	// owns or claims them, and released at the end (routed to the app if the put succeeded).
+	release, err := rt.claimHosts(a, stored.Hostnames)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
 	now := time.Now().UTC()
 	entry := registry.Entry{
 		Name: a.name, Labels: req.Labels, Spec: stored, Generation: cur.entry.Generation,
@@ -221,7 +250,9 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			if err := rt.reg.Put(ctx, entry); err != nil {
 				return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err))
 			}
-			a.setEntry(entry, cur.status, cur.err)
+			a.setEntry(entry, cur.status, "")
+		} else if cur.err != "" {
+			a.setStatus(cur.status, "") // the refused change it tells of is no longer asked for
 		}
 		return a.view(), false, nil
 	}
@@ -273,8 +304,19 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: archive the old database: %v", a.name, err))
 		}
 	}
-	if a.db != nil && dsnOf(cur.entry.Spec) != dsnOf(stored) {
+	newDSN := dsnOf(cur.entry.Spec) != dsnOf(stored)
+	if a.db != nil && newDSN {
 		a.closeDB() // a new DSN: reconnect with it
+	}
+	// keepServing undoes a change that could not be made: the app goes on serving its accepted spec,
+	// in the state it was in, and shows why the change was not made.
+	keepServing := func(why string) {
+		if newDSN {
+			a.closeDB() // connected with the refused DSN; the next request reconnects with the accepted one
+		}
+		a.closed = wasClosed
+		a.setStatus(cur.status, why)
+		a.log.Warn("change refused; the app keeps its accepted spec", "generation", cur.entry.Generation, "refused", entry.Generation, "error", why)
 	}
 	if a.db == nil {
 		var c store.Conn
@@ -296,8 +338,25 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		a.db = c
 		a.dbOpen.Store(true)
 	}
-	changes, err := store.Migrate(ctx, a.db, stored.Collections, allowLoss || isNew || dbChanged)
+	// The registry learns of the migration before the database changes, and the migration records its
+	// generation in the database in its own transaction: a crash between the two commits is healed at
+	// the next start (reconcilePending), whichever side it left behind.
+	if err := rt.reg.PutPending(ctx, entry); err != nil {
+		if isNew {
+			a.closeDB()
+			rt.purgeNew(ctx, a.name, entry)
+			return fail(storageError(a.name, err))
+		}
+		keepServing(err.Error())
+		return api.App{}, false, storageError(a.name, err)
+	}
+	changes, err := store.MigrateTo(ctx, a.db, stored.Collections, store.MigrateOptions{
+		AllowDataLoss: allowLoss || isNew || dbChanged, Generation: entry.Generation,
+	})
 	if err != nil {
+		if derr := rt.reg.DropPending(context.WithoutCancel(ctx), a.name); derr != nil {
+			a.log.Warn("forget the failed migration in the registry; the next start does", "error", derr)
+		}
 		var dl *store.DataLossError
 		if errors.As(err, &dl) {
 			// The accepted spec and the database disagreed; the database is the truth.
@@ -308,24 +367,27 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		if isNew {
 			a.closeDB()
 			rt.purgeNew(ctx, a.name, entry)
-			return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: %v", a.name, err))
+			return fail(migrationError(a.name, err, ""))
 		}
-		a.closeDB()
-		a.closed = true
-		a.setStatus(api.StatusError, err.Error())
-		return api.App{}, false, errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed,
-			"app %q: %v; its previous schema and data are untouched", a.name, err)
+		if dbChanged {
+			// The old database is archived already: there is nothing left to serve.
+			a.closeDB()
+			a.closed = true
+			a.setStatus(api.StatusError, err.Error())
+			return api.App{}, false, migrationError(a.name, err, "")
+		}
+		why := fmt.Sprintf("generation %d was not applied: %v", entry.Generation, err)
+		keepServing(why)
+		return api.App{}, false, migrationError(a.name, err, fmt.Sprintf("; it keeps serving generation %d with its schema and data untouched", cur.entry.Generation))
 	}
 	a.verified = true
+	crashPoint("after-migrate")
+	note := ""
 	if err := rt.reg.Put(ctx, entry); err != nil {
-		if isNew {
-			a.closeDB()
-			rt.purgeNew(ctx, a.name, entry)
-			return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err))
-		}
-		a.closed = true
-		a.setStatus(api.StatusError, err.Error())
-		return api.App{}, false, errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+		// The database holds the new schema and records the generation, and the registry the pending
+		// entry: the change is made, and the next start records it.
+		note = fmt.Sprintf("generation %d is applied but the registry could not record it (%v); the next start will", entry.Generation, err)
+		a.log.Error("save the accepted spec in the registry", "generation", entry.Generation, "error", err)
 	}
 	for _, ch := range changes {
 		a.log.Info("migrated", "change", ch.String(), "generation", entry.Generation)
@@ -338,13 +400,29 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 	}
 	if wantsRunning(stored) {
 		a.closed = false
-		a.setEntry(entry, api.StatusRunning, "")
+		a.setEntry(entry, api.StatusRunning, note)
 	} else {
 		a.closeDB()
 		a.closed = true
-		a.setEntry(entry, api.StatusStopped, "")
+		a.setEntry(entry, api.StatusStopped, note)
 	}
 	return a.view(), isNew, nil
+}
+
+// migrationError is the answer to a schema change that could not run.
+func migrationError(name string, err error, tail string) error {
+	if store.IsDiskFull(err) {
+		return errorf(http.StatusInsufficientStorage, api.CodeDiskFull, "app %q: the runtime's disk is full; the change was not made%s. Free space on the runtime's disk and retry", name, tail)
+	}
+	return errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: %v%s", name, err, tail)
+}
+
+// storageError is the answer to a write of the runtime's own files that failed.
+func storageError(name string, err error) error {
+	if store.IsDiskFull(err) {
+		return errorf(http.StatusInsufficientStorage, api.CodeDiskFull, "app %q: the runtime's disk is full; the change was not made. Free space on the runtime's disk and retry", name)
+	}
+	return errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
 }
 
 // clearOrphan moves aside data found where a database is about to be created (left by a delete that

@@ -42,8 +42,6 @@ type Config struct {
 	Version string
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
-	// TestHooks enables the test-only endpoints of hooks.go. Never set it in production.
-	TestHooks bool
 }
 
 // Runtime hosts apps. Create it with New, serve it with Serve.
@@ -57,9 +55,11 @@ type Runtime struct {
 	startedAt time.Time
 	metrics   *prometheus.Registry
 
-	mu    sync.RWMutex // guards apps and hosts only; never held during I/O
+	mu    sync.RWMutex // guards apps, hosts and claims only; never held during I/O
 	apps  map[string]*app
-	hosts map[string]*app
+	hosts map[string]*app // hostname -> the app its requests go to
+	// claims are hostnames that a put in flight is about to give its app: no other app may take them.
+	claims map[string]*app
 
 	events       *eventHub // nil until the registry is loaded: restoring apps is not a change
 	mux          *http.ServeMux
@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	}
 	rt = &Runtime{
 		cfg: cfg, log: cfg.Logger, reg: reg, lock: lk, dataDir: dataDir, startedAt: time.Now(),
-		apps: map[string]*app{}, hosts: map[string]*app{},
+		apps: map[string]*app{}, hosts: map[string]*app{}, claims: map[string]*app{},
 	}
 	if rt.id, err = reg.Meta(ctx, "runtime_id"); err == nil && rt.id == "" {
 		b := make([]byte, 4)
@@ -138,6 +138,10 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 		err = reg.SetMeta(ctx, "runtime_id", rt.id)
 	}
 	if err != nil {
+		_ = reg.Close()
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	if err := rt.reconcilePending(ctx); err != nil {
 		_ = reg.Close()
 		return nil, fmt.Errorf("registry: %w", err)
 	}
@@ -156,6 +160,11 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 		a.setEntry(e, status, "")
 		rt.apps[e.Name] = a
 		for _, h := range e.Spec.Hostnames {
+			if owner := rt.hosts[h]; owner != nil {
+				// Claims are atomic, so only a registry written by an older runtime can hold this.
+				rt.log.Warn("hostname claimed by two apps; it stays with the first", "hostname", h, "owner", owner.name, "app", e.Name)
+				continue
+			}
 			rt.hosts[h] = a
 		}
 	}

@@ -29,7 +29,8 @@ const (
 	CodeInternal      = "internal"       // 500
 	CodeLimitExceeded = "limit_exceeded" // 503: maxInFlight reached
 
-	CodeMigrationFailed = "migration_failed"   // 422: the schema change could not run; the app keeps its old schema and data, in error
+	CodeMigrationFailed = "migration_failed"   // 422: the schema change could not run; the app keeps serving its old spec, schema and data, and shows the error
+	CodeDiskFull        = "disk_full"          // 507: the runtime's disk is full; nothing was written, reads keep working
 	CodeDuplicate       = "duplicate"          // 409 from the data API: a unique field's value already exists
 	CodeMethod          = "method_not_allowed" // 405
 )

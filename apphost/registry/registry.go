@@ -47,6 +47,9 @@ func Open(ctx context.Context, path string) (*Registry, error) {
 			updated_at TEXT NOT NULL
 		)`,
 		`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+		// An entry whose migration is under way: written before the app's database changes, removed
+		// with the entry's own write (Put) or when the migration fails (DropPending).
+		`CREATE TABLE IF NOT EXISTS pending (name TEXT PRIMARY KEY, entry TEXT NOT NULL)`,
 	} {
 		if _, err := c.Exec(ctx, q); err != nil {
 			_ = c.Close()
@@ -87,7 +90,51 @@ func (r *Registry) Load(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
-// Put creates or replaces an entry.
+// PutPending records that a migration to e is about to run. A crash before Put leaves it here, and
+// the runtime's next start asks the app's database whether that migration committed.
+func (r *Registry) PutPending(ctx context.Context, e Entry) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.c.Exec(ctx, "INSERT INTO pending (name, entry) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET entry = excluded.entry", e.Name, string(b)); err != nil {
+		return fmt.Errorf("record the migration of app %q in the registry: %w", e.Name, err)
+	}
+	return nil
+}
+
+// DropPending forgets the migration recorded by PutPending (it failed, or did not commit).
+func (r *Registry) DropPending(ctx context.Context, name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.c.Exec(ctx, "DELETE FROM pending WHERE name = ?", name); err != nil {
+		return fmt.Errorf("remove the pending migration of app %q from the registry: %w", name, err)
+	}
+	return nil
+}
+
+// Pending returns the entries whose migrations were under way when the runtime stopped, sorted by name.
+func (r *Registry) Pending(ctx context.Context) ([]Entry, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Entry
+	err := r.c.Query(ctx, "SELECT name, entry FROM pending ORDER BY name", nil, func(row []any) error {
+		var e Entry
+		if err := json.Unmarshal([]byte(str(row[1])), &e); err != nil {
+			return fmt.Errorf("app %q: pending entry: %w", str(row[0]), err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load registry: %w", err)
+	}
+	return out, nil
+}
+
+// Put creates or replaces an entry, and forgets its pending migration in the same transaction.
 func (r *Registry) Put(ctx context.Context, e Entry) error {
 	labels, err := json.Marshal(e.Labels)
 	if err != nil {
@@ -99,23 +146,36 @@ func (r *Registry) Put(ctx context.Context, e Entry) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, err = r.c.Exec(ctx, `INSERT INTO apps (name, labels, spec, generation, storage, created_at, updated_at)
+	err = store.InTx(ctx, r.c, func() error {
+		_, err := r.c.Exec(ctx, `INSERT INTO apps (name, labels, spec, generation, storage, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET labels = excluded.labels, spec = excluded.spec, generation = excluded.generation,
 			storage = excluded.storage, updated_at = excluded.updated_at`,
-		e.Name, string(labels), string(sp), e.Generation, e.Storage,
-		e.CreatedAt.UTC().Format(time.RFC3339Nano), e.UpdatedAt.UTC().Format(time.RFC3339Nano))
+			e.Name, string(labels), string(sp), e.Generation, e.Storage,
+			e.CreatedAt.UTC().Format(time.RFC3339Nano), e.UpdatedAt.UTC().Format(time.RFC3339Nano))
+		if err == nil {
+			_, err = r.c.Exec(ctx, "DELETE FROM pending WHERE name = ?", e.Name)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("save app %q in the registry: %w", e.Name, err)
 	}
 	return nil
 }
 
-// Delete removes an entry; removing an absent one is not an error.
+// Delete removes an entry (and a pending migration of it); removing an absent one is not an error.
 func (r *Registry) Delete(ctx context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, err := r.c.Exec(ctx, "DELETE FROM apps WHERE name = ?", name); err != nil {
+	err := store.InTx(ctx, r.c, func() error {
+		_, err := r.c.Exec(ctx, "DELETE FROM apps WHERE name = ?", name)
+		if err == nil {
+			_, err = r.c.Exec(ctx, "DELETE FROM pending WHERE name = ?", name)
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("remove app %q from the registry: %w", name, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // Conn is one open connection to an app's database. It is not safe for concurrent use: the app that
@@ -96,4 +97,10 @@ func ReadTx(ctx context.Context, c Conn, fn func() error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// IsDiskFull reports whether err says that a disk is full: the runtime's (SQLite, files) or the
+// database server's (PostgreSQL). Nothing was written then, and the same write can succeed later.
+func IsDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || sqliteFull(err) || pgFull(err)
 }

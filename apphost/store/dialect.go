@@ -91,9 +91,24 @@ func (d Dialect) bindCast(fieldType string) string {
 // words and mixed case working in both dialects.
 func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
 
+// internalPrefix starts the name of every object the runtime makes for itself in an app's database
+// (indexes, its metadata table). Collection and field names start with a letter, so no name a user
+// chooses can ever collide with one of these.
+const internalPrefix = "_af_"
+
 // uniqueIndexName is the name of the index that makes a field unique, at most 63 bytes (PostgreSQL's limit).
 func uniqueIndexName(collection, field string) string {
-	name := "uq_" + collection + "_" + field
+	return indexName(internalPrefix+"uq_", collection, field)
+}
+
+// legacyUniqueIndexName is how databases of format 1 named a unique index: in the namespace of
+// collections, so a collection could be named like another's index. Migrate renames them.
+func legacyUniqueIndexName(collection, field string) string {
+	return indexName("uq_", collection, field)
+}
+
+func indexName(prefix, collection, field string) string {
+	name := prefix + collection + "_" + field
 	if len(name) <= 63 && !strings.Contains(collection, "_") {
 		return name
 	}
@@ -102,9 +117,21 @@ func uniqueIndexName(collection, field string) string {
 	if len(short) > 40 {
 		short = short[:40]
 	}
-	return "uq_" + short + "_" + hex.EncodeToString(sum[:6])
+	return prefix + short + "_" + hex.EncodeToString(sum[:6])
 }
 
 // metaTable keeps the data model the database was last migrated to, in the same transaction as the
-// migration, so the schema and its description never disagree.
+// migration, so the schema and its description never disagree; also the database's format and the
+// generation of the app's spec it was last migrated for.
 const metaTable = "_appfleet_meta"
+
+// Keys of metaTable.
+const (
+	metaCollections = "collections"
+	metaFormat      = "format"
+	metaGeneration  = "generation"
+)
+
+// currentFormat is the layout of internal objects this code writes: 2 since internal names start with
+// internalPrefix. A database without a format key is format 1.
+const currentFormat = 2

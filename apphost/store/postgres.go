@@ -211,6 +211,12 @@ func (p *pgConn) Query(ctx context.Context, query string, args []any, fn func(ro
 	return rows.Err()
 }
 
+// pgFull recognises PostgreSQL's disk_full (53100).
+func pgFull(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "53100"
+}
+
 // pgUnique recognises a unique violation; field is the constraint's (index's) name.
 func pgUnique(err error) (collection, field string, ok bool) {
 	var pe *pgconn.PgError

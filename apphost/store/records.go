@@ -288,7 +288,7 @@ func (c *Collection) one(ctx context.Context, conn Conn, q string, args []any) (
 	if err != nil {
 		if _, field, ok := uniqueViolation(c.dialect, err); ok {
 			for _, f := range c.Fields {
-				if uniqueIndexName(c.Name, f.Name) == field {
+				if field == uniqueIndexName(c.Name, f.Name) || field == legacyUniqueIndexName(c.Name, f.Name) {
 					field = f.Name // PostgreSQL names the index, not the column
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/appfleet/appfleet/spec"
@@ -169,11 +170,31 @@ func planFields(d Dialect, from, to spec.Collection) []Change {
 	for _, f := range from.Fields {
 		old[f.Name] = f
 	}
+	byLower := map[string]spec.Field{}
+	for _, f := range from.Fields {
+		byLower[strings.ToLower(f.Name)] = f
+	}
+	declared := map[string]bool{}
+	for _, f := range to.Fields {
+		declared[f.Name] = true
+	}
 	keep := map[string]bool{}
 	for _, f := range to.Fields {
 		keep[f.Name] = true
 		path := "collections." + table + "." + f.Name
 		prev, ok := old[f.Name]
+		if was, found := byLower[strings.ToLower(f.Name)]; !ok && found && !declared[was.Name] {
+			// Names are unique without case, so a field whose name changed only in case is the same
+			// field renamed: its values are kept (SQLite could not even hold both names at once).
+			out = append(out, Change{
+				Path:        path,
+				Description: fmt.Sprintf("rename field %s -> %s (values kept)", was.Name, f.Name),
+				apply:       func(ctx context.Context, c Conn) error { return renameField(ctx, c, table, was, f.Name) },
+			})
+			keep[was.Name] = true
+			prev, ok = was, true
+			prev.Name = f.Name
+		}
 		if !ok {
 			out = append(out, Change{
 				Path:        path,
@@ -261,20 +282,7 @@ func subset(a, b []string) bool {
 
 // RecordedCollections reads the data model the database was last migrated to (nil for a new database).
 func RecordedCollections(ctx context.Context, c Conn) ([]spec.Collection, bool, error) {
-	exists := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + metaTable + "'"
-	if c.Dialect() == Postgres {
-		exists = "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = to_regclass('" + metaTable + "')"
-	}
-	var n int64
-	if err := c.Query(ctx, exists, nil, func(row []any) error { n = asInt(row[0]); return nil }); err != nil || n == 0 {
-		return nil, false, err
-	}
-	var raw string
-	found := false
-	err := c.Query(ctx, "SELECT value FROM "+metaTable+" WHERE key = "+c.Dialect().Placeholder(1), []any{"collections"}, func(row []any) error {
-		raw, found = asString(row[0]), true
-		return nil
-	})
+	raw, found, err := metaValue(ctx, c, metaCollections)
 	if err != nil || !found {
 		return nil, false, err
 	}
@@ -285,8 +293,44 @@ func RecordedCollections(ctx context.Context, c Conn) ([]spec.Collection, bool, 
 	return cols, true, nil
 }
 
+// RecordedGeneration is the generation of the app's spec the database was last migrated for, as
+// Migrate recorded it in the migration's own transaction; 0 when none was recorded.
+func RecordedGeneration(ctx context.Context, c Conn) (int64, error) {
+	raw, found, err := metaValue(ctx, c, metaGeneration)
+	if err != nil || !found {
+		return 0, err
+	}
+	return strconv.ParseInt(raw, 10, 64)
+}
+
+// metaValue reads one key of metaTable; found is false when the table or the key is absent.
+func metaValue(ctx context.Context, c Conn, key string) (string, bool, error) {
+	exists := "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '" + metaTable + "'"
+	if c.Dialect() == Postgres {
+		exists = "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = to_regclass('" + metaTable + "')"
+	}
+	var n int64
+	if err := c.Query(ctx, exists, nil, func(row []any) error { n = asInt(row[0]); return nil }); err != nil || n == 0 {
+		return "", false, err
+	}
+	var raw string
+	found := false
+	err := c.Query(ctx, "SELECT value FROM "+metaTable+" WHERE key = "+c.Dialect().Placeholder(1), []any{key}, func(row []any) error {
+		raw, found = asString(row[0]), true
+		return nil
+	})
+	return raw, found, err
+}
+
 func ensureMeta(ctx context.Context, c Conn) error {
 	_, err := c.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+metaTable+" (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+	return err
+}
+
+func setMeta(ctx context.Context, c Conn, key, value string) error {
+	d := c.Dialect()
+	_, err := c.Exec(ctx, "INSERT INTO "+metaTable+" (key, value) VALUES ("+d.Placeholder(1)+", "+d.Placeholder(2)+
+		") ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value)
 	return err
 }
 
@@ -298,24 +342,57 @@ func recordCollections(ctx context.Context, c Conn, cols []spec.Collection) erro
 	if err != nil {
 		return err
 	}
-	d := c.Dialect()
-	_, err = c.Exec(ctx, "INSERT INTO "+metaTable+" (key, value) VALUES ("+d.Placeholder(1)+", "+d.Placeholder(2)+
-		") ON CONFLICT (key) DO UPDATE SET value = excluded.value", "collections", string(b))
-	return err
+	return setMeta(ctx, c, metaCollections, string(b))
 }
 
-// Migrate brings the database's tables to the data model to, in one transaction. It plans from the
+// upgradeFormat brings the internal objects of a database of an older format (whose data model is
+// cols) to currentFormat; the caller runs it inside the migration's transaction.
+func upgradeFormat(ctx context.Context, c Conn, cols []spec.Collection) error {
+	for _, col := range cols {
+		for _, f := range col.Fields {
+			if !f.Unique {
+				continue
+			}
+			if _, err := c.Exec(ctx, "DROP INDEX IF EXISTS "+quote(legacyUniqueIndexName(col.Name, f.Name))); err != nil {
+				return err
+			}
+			if err := createUnique(ctx, c, col.Name, f.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return setMeta(ctx, c, metaFormat, strconv.Itoa(currentFormat))
+}
+
+// Migrate brings the database's tables to the data model to, in one transaction; see MigrateTo.
+func Migrate(ctx context.Context, c Conn, to []spec.Collection, allowDataLoss bool) ([]Change, error) {
+	return MigrateTo(ctx, c, to, MigrateOptions{AllowDataLoss: allowDataLoss})
+}
+
+// MigrateOptions qualify MigrateTo.
+type MigrateOptions struct {
+	// AllowDataLoss lets data-losing changes run.
+	AllowDataLoss bool
+	// Generation, when not 0, is recorded in the database in the migration's transaction (also when the
+	// tables do not change), so that after a crash the runtime can tell whether the migration of that
+	// generation committed (RecordedGeneration).
+	Generation int64
+}
+
+// MigrateTo brings the database's tables to the data model to, in one transaction. It plans from the
 // model recorded in the database itself, so a migration interrupted anywhere is planned again from
 // where the database really is. Data-losing changes are refused with a *DataLossError (before
-// anything is touched) unless allowDataLoss. Any other failure wraps ErrMigration and leaves the
-// schema and data as they were.
-func Migrate(ctx context.Context, c Conn, to []spec.Collection, allowDataLoss bool) ([]Change, error) {
+// anything is touched) unless opts.AllowDataLoss. Any other failure wraps ErrMigration and leaves the
+// schema and data as they were. A database with nothing to change is not written to (so that an app
+// can be opened and read on a full disk); the format of its internal objects is brought up to date
+// with the next change.
+func MigrateTo(ctx context.Context, c Conn, to []spec.Collection, opts MigrateOptions) ([]Change, error) {
 	from, recorded, err := RecordedCollections(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMigration, err)
 	}
 	changes := PlanMigration(c.Dialect(), from, to)
-	if !allowDataLoss {
+	if !opts.AllowDataLoss {
 		var lossy []Change
 		for _, ch := range changes {
 			if ch.DataLoss {
@@ -326,16 +403,46 @@ func Migrate(ctx context.Context, c Conn, to []spec.Collection, allowDataLoss bo
 			return nil, &DataLossError{Changes: lossy}
 		}
 	}
-	if len(changes) == 0 && recorded {
+	var gen int64
+	if opts.Generation != 0 {
+		if gen, err = RecordedGeneration(ctx, c); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMigration, err)
+		}
+	}
+	if len(changes) == 0 && recorded && gen == opts.Generation {
 		return nil, nil
+	}
+	format := currentFormat
+	if recorded {
+		raw, found, err := metaValue(ctx, c, metaFormat)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMigration, err)
+		}
+		if format = 1; found {
+			format, _ = strconv.Atoi(raw)
+		}
 	}
 	err = InTx(ctx, c, func() error {
 		if err := ensureMeta(ctx, c); err != nil {
 			return err
 		}
+		if format < currentFormat {
+			if err := upgradeFormat(ctx, c, from); err != nil {
+				return fmt.Errorf("rename internal objects: %w", err)
+			}
+		} else if !recorded {
+			if err := setMeta(ctx, c, metaFormat, strconv.Itoa(currentFormat)); err != nil {
+				return err
+			}
+		}
 		for _, ch := range changes {
 			if err := ch.apply(ctx, c); err != nil {
 				return fmt.Errorf("%s: %s: %w", ch.Path, ch.Description, err)
+			}
+		}
+		if opts.Generation != 0 {
+			if err := setMeta(ctx, c, metaGeneration, strconv.FormatInt(opts.Generation, 10)); err != nil {
+				return err
 			}
 		}
 		return recordCollections(ctx, c, to)
@@ -409,6 +516,21 @@ func addField(ctx context.Context, c Conn, table string, f spec.Field) error {
 	}
 	if f.Unique {
 		return createUnique(ctx, c, table, f.Name)
+	}
+	return nil
+}
+
+func renameField(ctx context.Context, c Conn, table string, f spec.Field, to string) error {
+	if f.Unique {
+		if _, err := c.Exec(ctx, "DROP INDEX IF EXISTS "+quote(uniqueIndexName(table, f.Name))); err != nil {
+			return err
+		}
+	}
+	if _, err := c.Exec(ctx, "ALTER TABLE "+quote(table)+" RENAME COLUMN "+quote(f.Name)+" TO "+quote(to)); err != nil {
+		return err
+	}
+	if f.Unique {
+		return createUnique(ctx, c, table, to)
 	}
 	return nil
 }

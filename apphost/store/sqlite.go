@@ -255,6 +255,12 @@ func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn fun
 	}
 }
 
+// sqliteFull recognises SQLITE_FULL (a write found the disk full).
+func sqliteFull(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
+}
+
 // sqliteUnique recognises a UNIQUE constraint failure and names the column ("table.column" in SQLite's text).
 func sqliteUnique(err error) (collection, field string, ok bool) {
 	var se *sqlite.Error

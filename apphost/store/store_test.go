@@ -173,7 +173,8 @@ func TestParseList(t *testing.T) {
 }
 
 func TestUniqueIndexName(t *testing.T) {
-	assert.Equal(t, "uq_customers_email", uniqueIndexName("customers", "email"))
+	assert.Equal(t, "_af_uq_customers_email", uniqueIndexName("customers", "email"))
+	assert.Equal(t, "uq_customers_email", legacyUniqueIndexName("customers", "email"))
 	assert.NotEqual(t, uniqueIndexName("a_b", "c"), uniqueIndexName("a", "b_c"))
 	long := uniqueIndexName(strings.Repeat("c", 40), strings.Repeat("f", 40))
 	assert.LessOrEqual(t, len(long), 63)

@@ -153,9 +153,8 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	} else {
 		logger.Info("open-file limit", "limit", n)
 	}
-	testHooks := os.Getenv(apphost.TestHooksEnv) == "1"
-	if testHooks {
-		logger.Warn("test hooks are enabled (" + apphost.TestHooksEnv + "=1); never do this in production")
+	if apphost.TestHooksBuilt {
+		logger.Warn("this binary was built with test hooks (tag appfleet_testhooks); never run it in production")
 	}
 
 	rt, err := apphost.New(ctx, apphost.Config{
@@ -167,7 +166,6 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 		ShutdownTimeout: opts.ShutdownTimeout,
 		Version:         version.Get().Version,
 		Logger:          logger,
-		TestHooks:       testHooks,
 	})
 	if err != nil {
 		return err

@@ -21,7 +21,8 @@ const RaceEnv = "APPFLEET_TEST_RACE"
 // Build compiles ./cmd/appfleet as a static binary into dir and returns its path.
 func Build(dir string) (string, error) {
 	bin := filepath.Join(dir, "appfleet")
-	args := []string{"build", "-o", bin}
+	// The tests' binary carries the runtime's test hooks (apphost/hooks.go); a release build never does.
+	args := []string{"build", "-tags", "appfleet_testhooks", "-o", bin}
 	env := append(os.Environ(), "CGO_ENABLED=0")
 	if os.Getenv(RaceEnv) == "1" {
 		args = append(args, "-race")
