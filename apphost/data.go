@@ -340,6 +340,8 @@ func writeDataError(w http.ResponseWriter, err error) {
 	case errors.Is(err, errUnavailable):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, err.Error(), nil)
+	case store.IsDiskFull(err):
+		writeError(w, http.StatusInsufficientStorage, api.CodeDiskFull, "the runtime's disk is full; nothing was written. Reads keep working; free space on the runtime's disk and retry", nil)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "the request ended before the app could serve it", nil)
 	default:

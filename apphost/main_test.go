@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/appfleet/appfleet/apphost/api"
+	"github.com/appfleet/appfleet/apphost/runtimelock"
 	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/stretchr/testify/require"
 )
@@ -57,7 +58,6 @@ func startRuntime(t testing.TB, dataDir string, args ...string) *runtimeProc {
 func (p *runtimeProc) start() {
 	t := p.t
 	t.Helper()
-	_ = os.Remove(filepath.Join(p.dataDir, "runtime.addr"))
 	args := append([]string{"runtime", "serve", "--data-dir", p.dataDir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, p.args...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
@@ -68,9 +68,10 @@ func (p *runtimeProc) start() {
 	go func(cmd *exec.Cmd, done chan error) { done <- cmd.Wait() }(p.cmd, p.done)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		b, err := os.ReadFile(filepath.Join(p.dataDir, "runtime.addr"))
-		if err == nil && len(b) > 0 {
-			p.addr = strings.TrimSpace(string(b))
+		// The data dir's lock names the runtime holding it and its address (apphost/runtimelock).
+		info, held, err := runtimelock.Read(p.dataDir)
+		if err == nil && held && info.PID == p.cmd.Process.Pid && info.Address != "" {
+			p.addr = info.Address
 			break
 		}
 		select {
@@ -79,7 +80,7 @@ func (p *runtimeProc) start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("runtime did not write runtime.addr in time\n%s", p.logText())
+			t.Fatalf("runtime did not record its address in runtime.lock in time\n%s", p.logText())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

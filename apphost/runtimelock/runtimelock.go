@@ -108,12 +108,13 @@ func (l *Lock) SetAddress(addr string) error {
 	return l.write()
 }
 
-// Release gives the lock up; the file stays. It is safe to call more than once.
+// Release gives the lock up; the file stays, and so does the record in it (Read tells by the flock, not
+// by the record, whether a runtime holds it; keeping the record keeps the file's block for the next
+// runtime to write into). It is safe to call more than once.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	_ = l.f.Truncate(0)
 	err := l.f.Close() // closing the last descriptor of the open file releases the flock
 	l.f = nil
 	return err
@@ -124,10 +125,13 @@ func (l *Lock) write() error {
 	if err != nil {
 		return err
 	}
-	if err := l.f.Truncate(0); err != nil {
+	// Written over the previous record, then cut to length: the file keeps the block it has, so the
+	// record can be written on a full disk.
+	b = append(b, '\n')
+	if _, err := l.f.WriteAt(b, 0); err != nil {
 		return fmt.Errorf("record the runtime in %s: %w", FileName, err)
 	}
-	if _, err := l.f.WriteAt(append(b, '\n'), 0); err != nil {
+	if err := l.f.Truncate(int64(len(b))); err != nil {
 		return fmt.Errorf("record the runtime in %s: %w", FileName, err)
 	}
 	return nil

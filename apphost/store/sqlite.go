@@ -92,18 +92,43 @@ func OpenSQLite(path string, mode OpenMode) (Conn, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
+	s, err := openSQLite(path, sqlitePragmas(mode == CreateNew))
+	if err != nil && mode != CreateNew && sharedMemoryFailed(err) {
+		// The write-ahead log's shared-memory index (the -shm file) could not be made, as on a full
+		// disk. With an exclusive lock the index lives in the process's memory instead, so the
+		// database can still be read (and written once there is space). Nothing else may open the
+		// file meanwhile, which the runtime, one per data dir and one connection per database, allows.
+		s, err = openSQLite(path, append([]string{"PRAGMA locking_mode = EXCLUSIVE"}, sqlitePragmas(false)...))
+	}
+	return s, err
+}
+
+func openSQLite(path string, pragmas []string) (Conn, error) {
 	c, err := (&sqlite.Driver{}).Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	s := &sqliteConn{c: c}
-	for _, p := range sqlitePragmas(mode == CreateNew) {
+	for _, p := range pragmas {
 		if _, err := s.Exec(context.Background(), p); err != nil {
-			_ = c.Close()
+			_ = s.Close()
 			return nil, fmt.Errorf("open database: %s: %w", p, err)
 		}
 	}
 	return s, nil
+}
+
+// sharedMemoryFailed recognises a failure to create or grow the -shm file of a database in WAL mode.
+func sharedMemoryFailed(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_IOERR_SHMOPEN, sqlite3.SQLITE_IOERR_SHMSIZE, sqlite3.SQLITE_IOERR_SHMMAP, sqlite3.SQLITE_FULL:
+		return true
+	}
+	return false
 }
 
 type sqliteConn struct {

@@ -177,9 +177,8 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	}
 	addr := ln.Addr().String()
 	if err := apphost.WriteFileAtomic(filepath.Join(opts.DataDir, "runtime.addr"), []byte(addr+"\n"), 0o600); err != nil {
-		_ = ln.Close()
-		_ = rt.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("write runtime.addr: %w", err)
+		// A full disk must not keep a runtime from serving reads; the lock file records the address too.
+		logger.Warn("could not write runtime.addr; the address is in runtime.lock", "error", err)
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "appfleet runtime listening on %s\n", addr)
 	logger.Info("listening", "addr", addr)
