@@ -194,6 +194,10 @@ func (b *builder) planEnvironments() {
 			a.DataLoss = true
 			a.DataLossReasons = []string{"a new runtime starts empty"}
 			a.Blocked = fmt.Sprintf("changing an environment's provider is not supported; destroy it with --target %s, then apply", a.Address)
+		case declared && st.SpecHash != decl.SpecHash() && inPlace(st.Changes):
+			// The provider changes the runtime in place (a docker container's limits): nothing restarts.
+			a.decide(Update, ReasonSettingsChanged, "update (runtime settings changed in place; apps and data kept)")
+			a.Diffs = diffEnvironment(st.Spec, decl.Spec.Redacted())
 		case declared && st.SpecHash != decl.SpecHash():
 			a.decide(Update, ReasonSettingsChanged, "update (runtime settings changed; restarted with apps and data kept)")
 			a.Diffs = diffEnvironment(st.Spec, decl.Spec.Redacted())
@@ -688,6 +692,16 @@ func envStatus(st EnvironmentState) string {
 	default:
 		return "running"
 	}
+}
+
+// inPlace reports whether the provider plans changes and every one of them updates in place.
+func inPlace(cs []NestedChange) bool {
+	for _, c := range cs {
+		if c.Changes() && c.Action != "update" {
+			return false
+		}
+	}
+	return hasNested(cs)
 }
 
 func hasNested(cs []NestedChange) bool {
