@@ -241,7 +241,20 @@ func (e *Engine) Apply(ctx context.Context, req Request, sink Sink) (*Result, er
 		return nil, buildErr
 	}
 	res := fl.result(p)
-	if err := fl.pass(ctx, req, FirstPass, p, buildErr, sink, res); err != nil || req.Saved != nil || req.Destroy || len(p.Unknown()) == 0 {
+	err = fl.pass(ctx, req, FirstPass, p, buildErr, sink, res)
+	if err == nil && req.Destroy {
+		// An environment that could not be observed was not destroyed: the caller must not read success.
+		var left []plan.Address
+		for _, a := range p.Unknown() {
+			if a.ResourceType == plan.TypeEnvironment {
+				left = append(left, a.Address)
+			}
+		}
+		if len(left) > 0 {
+			return res, &UnconvergedError{Addresses: left}
+		}
+	}
+	if err != nil || req.Saved != nil || req.Destroy || len(p.Unknown()) == 0 {
 		return res, err
 	}
 	// Apps of a runtime that did not answer could not be planned; the first pass has just brought their
@@ -459,6 +472,9 @@ func (fl *fleet) result(p *plan.Plan, applied ...apply.Result) *Result {
 func (fl *fleet) performer(p *plan.Plan, allowDataLoss bool) (*apply.FleetPerformer, error) {
 	used := map[string]bool{}
 	for _, a := range p.Actions {
+		if !a.Kind.Changes() {
+			continue
+		}
 		if a.ResourceType == plan.TypeEnvironment {
 			used[a.Name] = true
 		}

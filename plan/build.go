@@ -159,6 +159,16 @@ func (b *builder) planEnvironments() {
 		decl, declared := b.envs[name]
 		st, seen := b.s.Environments[name]
 		exists := seen && st.Exists
+		if declared && b.o.Destroy && !exists && st.Error != "" {
+			// Whether it runs is not known: destroy can do nothing there, and says so rather than
+			// "no changes".
+			a := &Action{Address: EnvironmentAddress(name), ResourceType: TypeEnvironment, Name: name,
+				Provider: decl.Spec.Provider, Fingerprint: FingerprintUnknown, Unobserved: true,
+				Warning: "could not be observed: " + st.Error + "; nothing is destroyed there: destroy again once it can be observed"}
+			a.decide(Unknown, ReasonDependencyPending, "unknown")
+			b.envActs[name] = b.add(a)
+			continue
+		}
 		if !exists && (!declared || b.o.Destroy) {
 			continue
 		}

@@ -29,8 +29,8 @@ func RenderMarkdown(w io.Writer, p *Plan) error {
 		}
 		fmt.Fprintln(bw)
 	}
-	if n := s[Unknown]; n > 0 {
-		fmt.Fprintf(bw, "> [!NOTE]\n> %s.\n\n", unobserved(n))
+	if s[Unknown] > 0 {
+		fmt.Fprintf(bw, "> [!NOTE]\n> %s.\n\n", unobserved(p))
 	}
 	var body bytes.Buffer
 	t := textWriter{w: &body}

@@ -78,15 +78,33 @@ func (s Summary) Changes() int {
 }
 
 // unobserved says that n apps could not be observed, for the text and markdown plans.
-func unobserved(n int) string {
-	return fmt.Sprintf("%d %s could not be observed because %s unreachable", n, plural(n, "app", "apps"),
-		plural(n, "its environment is", "their environments are"))
+func unobserved(p *Plan) string {
+	var apps, envs int
+	for _, a := range p.Unknown() {
+		if a.ResourceType == TypeEnvironment {
+			envs++
+		} else {
+			apps++
+		}
+	}
+	var parts []string
+	if apps > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s could not be observed because %s unreachable", apps, plural(apps, "app", "apps"),
+			plural(apps, "its environment is", "their environments are")))
+	}
+	if envs > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s could not be observed", envs, plural(envs, "environment", "environments")))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // String is the summary line: "Plan: 2 to create, 1 to update, 1 to delete." (create, update and delete
 // always; replace, move, start and stop when there are any), or "No changes. The fleet matches the
 // manifests." when there is nothing to do.
 func (s Summary) String() string {
+	if s.Changes() == 0 && s[Unknown] > 0 {
+		return "No changes for what could be observed; the fleet may still differ from the manifests."
+	}
 	if s.Changes() == 0 {
 		return "No changes. The fleet matches the manifests."
 	}

@@ -181,7 +181,7 @@ func TestSummaryString(t *testing.T) {
 		want string
 	}{
 		{"empty", Summary{}, "No changes. The fleet matches the manifests."},
-		{"unknown only", Summary{Unknown: 2}, "No changes. The fleet matches the manifests."},
+		{"unknown only: not said to match", Summary{Unknown: 2}, "No changes for what could be observed; the fleet may still differ from the manifests."},
 		{"basic", Summary{Create: 2, Update: 1, Delete: 1}, "Plan: 2 to create, 1 to update, 1 to delete."},
 		{"all", Summary{Create: 1, Update: 2, Replace: 3, Delete: 4, Start: 5, Stop: 6},
 			"Plan: 1 to create, 2 to update, 3 to replace, 4 to delete, 5 to start, 6 to stop."},

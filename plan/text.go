@@ -96,8 +96,8 @@ func (t textWriter) plan(p *Plan) {
 	}
 	s := p.Summary()
 	fmt.Fprintln(t.w, t.paint(ansiBold, s.String()))
-	if n := s[Unknown]; n > 0 {
-		fmt.Fprintf(t.w, "%s; plan again once it answers.\n", unobserved(n))
+	if s[Unknown] > 0 {
+		fmt.Fprintf(t.w, "%s; plan again once it answers.\n", unobserved(p))
 	}
 	if dl := p.AllowableDataLoss(); len(dl) > 0 {
 		addrs := make([]string, len(dl))

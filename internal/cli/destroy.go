@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/appfleet/appfleet/engine"
@@ -17,6 +18,7 @@ type destroyOptions struct {
 	Yes     bool
 	Targets []string
 	Purge   bool
+	Prune   bool
 }
 
 func newDestroyCmd(f *Factory) *cobra.Command {
@@ -26,7 +28,9 @@ func newDestroyCmd(f *Factory) *cobra.Command {
 		Short: "Delete every app and environment the manifests declare",
 		Long: `Destroy plans the deletion of every declared app (its data archived in the runtime, restorable) and
 every declared environment (the runtime stopped, its data directory archived), shows the plan, asks for
-confirmation (or takes --yes), and carries it out. Protected apps stop it: nothing is deleted.
+confirmation (or takes --yes), and carries it out. Protected apps stop it: nothing is deleted. With
+--prune it also deletes what this fleet owns but no longer declares. An environment that cannot be
+observed is not destroyed; destroy says so and exits 3.
 
 With --purge, the archived data of the destroyed environments (local archive directories, docker
 archived volumes) is then removed for good, after a second confirmation.`,
@@ -40,6 +44,7 @@ archived volumes) is then removed for good, after a second confirmation.`,
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "destroy without asking for confirmation")
 	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "destroy only this address (environment.NAME or app.NAME); repeatable")
 	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "then remove the destroyed environments' archived data for good (asks again, unless --yes)")
+	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "also delete the apps and environments this fleet owns but no longer declares")
 	return cmd
 }
 
@@ -53,12 +58,18 @@ func runDestroy(ctx context.Context, opts *destroyOptions) error {
 		return err
 	}
 	req := engine.Request{
-		Manifests: m, Paths: opts.Paths, Targets: opts.Targets, Destroy: true,
+		Manifests: m, Paths: opts.Paths, Targets: opts.Targets, Prune: opts.Prune, Destroy: true,
 		Approve: func(ctx context.Context, _ engine.Pass, _ *plan.Plan) error {
 			return confirmChange(ctx, io, opts.Yes, "Destroy these resources? Apps' data is archived, not erased.", "destroy cancelled; nothing was changed")
 		},
 	}
 	_, err = opts.F.newEngine().Apply(ctx, req, newSink(io, "Destroy"))
+	var unconverged *engine.UnconvergedError
+	if errors.As(err, &unconverged) {
+		fmt.Fprintf(io.ErrOut, "\nNot destroyed: %s could not be observed (see the warnings above); destroy again once it can be.\n",
+			addresses(unconverged.Addresses))
+		return silent(err)
+	}
 	if err != nil || !opts.Purge {
 		return blocked(io.ErrOut, cliError(err))
 	}

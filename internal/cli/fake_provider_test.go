@@ -118,3 +118,36 @@ func TestUnavailableProviderBlocksOnlyWhatNeedsIt(t *testing.T) {
 	assert.NotContains(t, out, "edge")
 	assert.Equal(t, []string{"apply dev"}, fake.Calls())
 }
+
+// destroy warns, instead of "No changes", when an environment could not be observed, and exits 3; with
+// --prune it also deletes what the fleet owns but no longer declares.
+func TestDestroyUnobservedAndPrune(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(unavailableManifests), 0o644))
+	state := filepath.Join(t.TempDir(), "state")
+	fake := enginetest.NewProvider(t)
+	code, out, errOut := runWith(t, fake, state, "apply", dir, "--yes", "--target", "app.crm")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	code, out, errOut = runWith(t, fake, state, "destroy", dir, "--yes")
+	assert.Equal(t, ExitPartial, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "? environment.edge")
+	assert.Contains(t, out, "nothing is destroyed there")
+	assert.NotContains(t, out, "The fleet matches the manifests")
+	assert.Contains(t, errOut, "Not destroyed: environment.edge could not be observed")
+	assert.Nil(t, fake.Runtime("dev"), "what could be observed was destroyed")
+
+	// An environment no longer declared: destroy keeps it, destroy --prune deletes it.
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(enginetest.Manifests), 0o644))
+	code, _, errOut = runWith(t, fake, state, "apply", dir, "--yes")
+	require.Equal(t, ExitOK, code, errOut)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte("apiVersion: appfleet.dev/v1alpha1\nkind: Fleet\nmetadata: {name: acme}\n"), 0o644))
+	code, out, errOut = runWith(t, fake, state, "destroy", dir, "--yes")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.NotNil(t, fake.Runtime("dev"), "without --prune an undeclared environment is kept")
+	code, out, errOut = runWith(t, fake, state, "destroy", dir, "--yes", "--prune")
+	require.Equal(t, ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, out, "- environment.dev")
+	assert.Contains(t, out, "- app.crm")
+	assert.Nil(t, fake.Runtime("dev"), "destroy --prune deleted the undeclared environment")
+}
