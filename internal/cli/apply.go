@@ -43,7 +43,8 @@ resource changed since.`,
 	}
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "apply without asking for confirmation")
 	cmd.Flags().IntVar(&opts.Parallelism, "parallelism", 0, "how many actions run at once (default: Fleet spec.parallelism, else 10)")
-	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "apply only this address (environment.NAME or app.NAME) and what it depends on; repeatable")
+	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "apply only this `ADDR` (environment.NAME or app.NAME) and what it depends on; repeatable")
+	completeFlags(cmd)
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete apps and environments this fleet owns but no longer declares")
 	cmd.Flags().BoolVar(&opts.Rebalance, "rebalance", false, "move apps placed by spread so that the environments they share hold even numbers of apps (their data goes along)")
 	cmd.Flags().BoolVar(&opts.AllowDataLoss, "allow-data-loss", false, "carry out actions that lose data (dropped fields or collections, type or driver changes)")

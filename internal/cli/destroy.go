@@ -42,7 +42,8 @@ archived volumes) is then removed for good, after a second confirmation.`,
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.Yes, "yes", "y", false, "destroy without asking for confirmation")
-	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "destroy only this address (environment.NAME or app.NAME); repeatable")
+	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "destroy only this `ADDR` (environment.NAME or app.NAME); repeatable")
+	completeFlags(cmd)
 	cmd.Flags().BoolVar(&opts.Purge, "purge", false, "then remove the destroyed environments' archived data for good (asks again, unless --yes)")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "also delete the apps and environments this fleet owns but no longer declares")
 	return cmd

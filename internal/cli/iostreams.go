@@ -20,7 +20,8 @@ type IOStreams struct {
 	color     bool
 }
 
-// SystemIO returns the process's streams. Colour is on when stdout is a terminal and NO_COLOR is unset.
+// SystemIO returns the process's streams. Colour is on when stdout is a terminal and NO_COLOR is unset
+// or empty (no-color.org: only a non-empty NO_COLOR turns colour off).
 func SystemIO() *IOStreams {
 	s := &IOStreams{
 		In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr,
@@ -28,9 +29,14 @@ func SystemIO() *IOStreams {
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
 	}
-	_, noColor := os.LookupEnv("NO_COLOR")
-	s.color = s.stdoutTTY && !noColor && os.Getenv("TERM") != "dumb"
+	s.color = colorWanted(s.stdoutTTY, os.Getenv("NO_COLOR"), os.Getenv("TERM"))
 	return s
+}
+
+// colorWanted decides colour from whether stdout is a terminal and the NO_COLOR and TERM variables: a
+// NO_COLOR that is set but empty does not count (no-color.org).
+func colorWanted(tty bool, noColor, term string) bool {
+	return tty && noColor == "" && term != "dumb"
 }
 
 // TestIO returns streams backed by buffers; tty makes them claim to be a terminal (without colour).

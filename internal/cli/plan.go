@@ -43,6 +43,7 @@ refuses where what it observed has changed since.`,
 	cmd.Flags().StringVar(&opts.Out, "out", "", "save the plan to `FILE` for 'appfleet apply FILE'")
 	cmd.Flags().BoolVar(&opts.DetailedExitcode, "detailed-exitcode", false, "exit 2 when the plan has changes, 0 when it has none")
 	cmd.Flags().StringArrayVar(&opts.Targets, "target", nil, "plan only this `ADDR` (environment.NAME or app.NAME) and what it depends on; repeatable")
+	completeFlags(cmd, "text", "json", "markdown")
 	cmd.Flags().BoolVar(&opts.Prune, "prune", false, "delete apps and environments this fleet owns but no longer declares")
 	cmd.Flags().BoolVar(&opts.Rebalance, "rebalance", false, "plan moves of apps placed by spread so that the environments they share hold even numbers of apps")
 	return cmd

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/appfleet/appfleet/internal/version"
+
 	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/providers/all"
 )
@@ -91,6 +93,9 @@ appfleet compares that with what really runs, prints a plan, and applies it.`,
 			}
 		},
 	}
+	// --version prints what 'appfleet version' prints.
+	cmd.Version = version.Get().Version
+	cmd.SetVersionTemplate(versionText(version.Get()))
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath())
 	})

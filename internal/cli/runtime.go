@@ -15,6 +15,7 @@ import (
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/internal/version"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // defaultRuntimeListen is where a runtime listens unless told otherwise: loopback only.
@@ -40,6 +41,13 @@ func newRuntimeCmd(f *Factory) *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newRuntimeServeCmd(f), newRuntimeProbeCmd(f))
+	// --state-dir and --no-color act on the control plane's commands, not on a runtime: its help lists
+	// only the flags that act on it.
+	help := cmd.HelpFunc()
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		c.InheritedFlags().VisitAll(func(fl *pflag.Flag) { fl.Hidden = true })
+		help(c, args)
+	})
 	return cmd
 }
 

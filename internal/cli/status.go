@@ -25,6 +25,11 @@ func newStatusCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status [PATH...]",
 		Short: "Show every environment and app as it runs now",
+		Long: `Status observes every environment the manifests declare (and those the fleet owns but no longer
+declares) and asks each runtime for its apps, then prints one table of environments (provider, health,
+app count, endpoint, error) and one of apps (environment, status, generation, requests, error); -o json
+prints the same as JSON. It changes nothing and needs no secret: an unreadable secret is a warning.
+An environment that could not be observed is shown as unknown, never as absent.`,
 		Example: `  appfleet status examples/shared-memory
   appfleet status . -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -33,6 +38,7 @@ func newStatusCmd(f *Factory) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "table", "output format: table or json")
+	completeFlags(cmd, "table", "json")
 	return cmd
 }
 

@@ -25,6 +25,7 @@ func newVersionCmd(f *Factory) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Output, "output", "o", "text", "output format: text or json")
+	completeFlags(cmd, "text", "json")
 	return cmd
 }
 
@@ -36,13 +37,18 @@ func runVersion(_ context.Context, opts *versionOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(info)
 	case "text", "":
-		commit := info.Commit
-		if info.Modified {
-			commit += " (modified)"
-		}
-		_, err := fmt.Fprintf(opts.IO.Out, "appfleet %s\ncommit: %s\ngo: %s %s\n", info.Version, commit, info.GoVersion, info.Platform)
+		_, err := fmt.Fprint(opts.IO.Out, versionText(info))
 		return err
 	default:
 		return fmt.Errorf("unknown output format %q for version; use text or json", opts.Output)
 	}
+}
+
+// versionText is the version as 'appfleet version' and 'appfleet --version' print it.
+func versionText(info version.Info) string {
+	commit := info.Commit
+	if info.Modified {
+		commit += " (modified)"
+	}
+	return fmt.Sprintf("appfleet %s\ncommit: %s\ngo: %s %s\n", info.Version, commit, info.GoVersion, info.Platform)
 }
