@@ -91,7 +91,14 @@ func (f *FleetPerformer) environment(ctx context.Context, a plan.Action) error {
 		if !declared {
 			return fmt.Errorf("environment %s is not declared", a.Name)
 		}
-		ep, err := p.Apply(ctx, env)
+		var ep providers.Endpoint
+		var err error
+		if pa, ok := p.(providers.PlanApplier); ok && a.ProviderPlan != "" {
+			// Exactly what the plan showed: the provider's own plan, refused by it when stale.
+			ep, err = pa.ApplyPlan(ctx, env, a.ProviderPlan)
+		} else {
+			ep, err = p.Apply(ctx, env)
+		}
 		if err != nil {
 			return fmt.Errorf("%s runtime: %w", env.Spec.Provider, err)
 		}

@@ -171,6 +171,7 @@ func (o *observer) runtime(ctx context.Context, st plan.EnvironmentState, obs pr
 	st.Spec = obs.Spec
 	st.Endpoint = obs.Endpoint.URL
 	st.Changes = nestedChanges(obs.Changes)
+	st.ProviderPlan = obs.Plan
 	if !obs.Running {
 		return st, obs.Endpoint
 	}

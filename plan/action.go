@@ -248,6 +248,9 @@ type Action struct {
 	After  *Object        `json:"after,omitempty"`
 	Diffs  []FieldDiff    `json:"diffs,omitempty"`
 	Nested []NestedChange `json:"nested,omitempty"`
+	// ProviderPlan, for an environment, identifies the provider's own plan (Terraform's plan file) that
+	// applying the action carries out exactly; empty when the provider made none.
+	ProviderPlan string `json:"providerPlan,omitempty"`
 	// DataLoss is true when applying the action loses data; DataLossReasons say which.
 	DataLoss        bool     `json:"dataLoss,omitempty"`
 	DataLossReasons []string `json:"dataLossReasons,omitempty"`

@@ -189,6 +189,7 @@ func (b *builder) planEnvironments() {
 			es := decl.Spec.Redacted()
 			a.After = &Object{Labels: decl.Metadata.Labels, Environment: &es, SpecHash: decl.SpecHash()}
 			a.Nested = st.Changes
+			a.ProviderPlan = st.ProviderPlan
 		}
 		switch {
 		case declared && b.o.Destroy:

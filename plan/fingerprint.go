@@ -27,7 +27,28 @@ func envFingerprint(st EnvironmentState, seen bool) string {
 	if !seen || !st.Exists {
 		return FingerprintAbsent
 	}
-	return "hash:" + st.SpecHash + ",running:" + strconv.FormatBool(st.Running)
+	fp := "hash:" + st.SpecHash + ",running:" + strconv.FormatBool(st.Running)
+	if n := nestedDigest(st.Changes); n != "" {
+		fp += ",nested:" + n
+	}
+	return fp
+}
+
+// nestedDigest stands for what the provider's own planner plans (addresses and actions, drift aside), so
+// that a saved plan whose provider now plans otherwise is stale; "" when it plans nothing.
+func nestedDigest(cs []NestedChange) string {
+	h := sha256.New()
+	n := 0
+	for _, c := range cs {
+		if c.Changes() {
+			fmt.Fprintf(h, "%s %s\n", c.Address, c.Action)
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 // appFingerprint is what a plan records of an observed app: its generation, its state (running,

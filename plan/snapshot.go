@@ -41,6 +41,9 @@ type EnvironmentState struct {
 	Apps []api.App `json:"apps,omitempty"`
 	// Changes are what the provider's own planner would change (Terraform), shown nested under the environment.
 	Changes []NestedChange `json:"changes,omitempty"`
+	// ProviderPlan identifies the plan the provider's own planner made while observing (Terraform's plan
+	// file), which applying the environment's action carries out exactly.
+	ProviderPlan string `json:"providerPlan,omitempty"`
 }
 
 // NestedChange is one change of a provider's own planner (Terraform's), shown nested under its

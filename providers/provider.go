@@ -74,6 +74,15 @@ type Observed struct {
 	Detail map[string]string `json:"detail,omitempty"`
 	// Changes are what the provider's own planner would change (Terraform); empty elsewhere.
 	Changes []ResourceChange `json:"changes,omitempty"`
+	// Plan identifies the plan of its own the provider made while observing (Terraform's plan file), for
+	// PlanApplier.ApplyPlan to carry out exactly; empty when it made none.
+	Plan string `json:"plan,omitempty"`
+}
+
+// PlanApplier is a provider that can carry out exactly a plan of its own that Observe reported
+// (Observed.Plan), and refuses it when it no longer holds (its state changed since).
+type PlanApplier interface {
+	ApplyPlan(ctx context.Context, env spec.Environment, plan string) (Endpoint, error)
 }
 
 // Provider starts, observes and removes runtimes of one kind. App-level work goes through the runtime API.

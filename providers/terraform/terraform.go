@@ -2,12 +2,15 @@ package terraform
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -40,7 +43,16 @@ type Provider struct {
 	versions map[string]*version.Version // checked terraform binaries by path
 }
 
-var _ providers.Provider = (*Provider)(nil)
+var (
+	_ providers.Provider    = (*Provider)(nil)
+	_ providers.PlanApplier = (*Provider)(nil)
+)
+
+// planID is the form of the ids of kept plan files.
+var planID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// keptPlans is how many plan files an environment's working dir keeps for saved plans to apply.
+const keptPlans = 20
 
 // New returns the terraform provider for cfg. cfg.Binary, when empty, is this process's own executable.
 func New(cfg providers.Config) (providers.Provider, error) {
@@ -177,13 +189,9 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 	if err != nil {
 		return fail("prepare terraform", err)
 	}
-	planFile := filepath.Join(dir, filePlan)
-	if _, err := w.tf.Plan(ctx, tfexec.VarFile(w.vars), tfexec.Out(planFile), tfexec.Refresh(true)); err != nil {
-		return fail("plan", tfError("plan", err))
-	}
-	pl, err := w.tf.ShowPlanFile(ctx, planFile)
+	pl, planFile, changes, err := p.plan(ctx, w)
 	if err != nil {
-		return fail("read plan", tfError("show", err))
+		return fail("plan", err)
 	}
 	var prior *tfjson.StateValues
 	if pl.PriorState != nil {
@@ -201,11 +209,86 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 	}
 	obs := p.observed(name, dir, st.fleet, st.specHash, st.spec, st.endpoint, w.token)
 	obs.Running = answers(ctx, st.endpoint, w.token)
+	dead := ""
+	if !obs.Running && len(st.module) > 0 {
+		// The runtime does not answer: plan the module's resources replaced, which starts it again where
+		// the module keeps its data. This plan is what apply carries out.
+		dead = "the runtime at " + st.endpoint + " does not answer"
+		if st.endpoint == "" {
+			dead = "the module gives no endpoint"
+		}
+		if pl, planFile, changes, err = p.plan(ctx, w, st.module...); err != nil {
+			return fail("plan the runtime's replacement", err)
+		}
+	}
 	obs.Changes = nestedChanges(pl, w.token)
-	if !obs.Running {
-		obs.Changes = replaceAll(obs.Changes, st.module, st.endpoint)
+	for i, c := range obs.Changes {
+		if dead != "" && c.Action == "replace" && c.Reason == actionReasons[tfjson.ActionReasonReplaceByRequest] {
+			obs.Changes[i].Reason = dead
+		}
+	}
+	if changes {
+		// Kept for apply to carry out exactly; a plan that changes nothing is never applied.
+		if obs.Plan, err = keepPlan(dir, planFile); err != nil {
+			return fail("keep the plan", err)
+		}
 	}
 	return obs, nil
+}
+
+// plan runs terraform plan (refreshing the state; replacing the given resources) into a plan file in
+// the working dir and reads it back; changes is whether the plan changes anything.
+func (p *Provider) plan(ctx context.Context, w *workdir, replace ...string) (pl *tfjson.Plan, planFile string, changes bool, err error) {
+	planFile = filepath.Join(w.dir, filePlan)
+	opts := []tfexec.PlanOption{tfexec.VarFile(w.vars), tfexec.Out(planFile), tfexec.Refresh(true)}
+	for _, addr := range replace {
+		opts = append(opts, tfexec.Replace(addr))
+	}
+	if changes, err = w.tf.Plan(ctx, opts...); err != nil {
+		return nil, "", false, tfError("plan", err)
+	}
+	if pl, err = w.tf.ShowPlanFile(ctx, planFile); err != nil {
+		return nil, "", false, tfError("show", err)
+	}
+	return pl, planFile, changes, nil
+}
+
+// keepPlan moves a plan file to plans/<id>.tfplan in the working dir (0700; a plan file holds what the
+// state holds, the token included) and returns its id, the hex of its SHA-256's first 16 bytes. Only the
+// newest keptPlans files are kept.
+func keepPlan(dir, planFile string) (string, error) {
+	b, err := os.ReadFile(planFile)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	id := hex.EncodeToString(sum[:16])
+	plans := filepath.Join(dir, dirPlans)
+	if err := os.MkdirAll(plans, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Rename(planFile, filepath.Join(plans, id+".tfplan")); err != nil {
+		return "", err
+	}
+	entries, err := os.ReadDir(plans)
+	if err != nil || len(entries) <= keptPlans {
+		return id, nil
+	}
+	type aged struct {
+		name string
+		mod  time.Time
+	}
+	var files []aged
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil {
+			files = append(files, aged{e.Name(), fi.ModTime()})
+		}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].mod.After(files[j].mod) })
+	for _, f := range files[min(keptPlans, len(files)):] {
+		_ = os.Remove(filepath.Join(plans, f.name))
+	}
+	return id, nil
 }
 
 func (p *Provider) observed(name, dir, fleet, specHash string, es *spec.EnvironmentSpec, endpoint, token string) providers.Observed {
@@ -218,49 +301,6 @@ func (p *Provider) observed(name, dir, fleet, specHash string, es *spec.Environm
 		Spec:        es,
 		Detail:      map[string]string{"workingDir": dir},
 	}
-}
-
-// replaceAll marks every resource of the module replaced because the runtime does not answer: Apply
-// re-creates them, which starts the runtime again where the module keeps its data.
-func replaceAll(cs []providers.ResourceChange, module []string, endpoint string) []providers.ResourceChange {
-	reason := "the runtime does not answer"
-	if endpoint != "" {
-		reason = "the runtime at " + endpoint + " does not answer"
-	} else {
-		reason = "the module gives no endpoint"
-	}
-	for _, addr := range module {
-		i := -1
-		for j, c := range cs {
-			if c.Address == addr && !c.Drift {
-				i = j
-			}
-		}
-		if i >= 0 {
-			if cs[i].Action != "create" {
-				cs[i].Action, cs[i].Reason = "replace", reason
-			}
-			continue
-		}
-		typ, name := splitAddress(addr)
-		cs = append(cs, providers.ResourceChange{Address: addr, Action: "replace", Reason: reason, Mode: "managed",
-			Type: typ, Name: name, ProviderName: ""})
-	}
-	sortChanges(cs)
-	return cs
-}
-
-// splitAddress returns the type and name of a resource address such as module.runtime.terraform_data.server.
-func splitAddress(addr string) (typ, name string) {
-	parts := strings.Split(addr, ".")
-	if len(parts) < 2 {
-		return "", addr
-	}
-	name = parts[len(parts)-1]
-	if i := strings.IndexByte(name, '['); i >= 0 {
-		name = name[:i]
-	}
-	return parts[len(parts)-2], name
 }
 
 // Apply converges env's runtime through Terraform, in steps that are each safe to repeat:
@@ -301,6 +341,44 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 	}
 	if err := w.tf.Apply(ctx, opts...); err != nil {
 		return fail("apply", tfError("apply", err))
+	}
+	return p.finish(ctx, w, env)
+}
+
+// ApplyPlan carries out exactly the Terraform plan Observe made (Observed.Plan), then steps 4 to 6 of
+// Apply. Terraform refuses a plan made before its state last changed; such a plan is stale.
+func (p *Provider) ApplyPlan(ctx context.Context, env spec.Environment, id string) (providers.Endpoint, error) {
+	name := env.Metadata.Name
+	fail := func(step string, err error) (providers.Endpoint, error) {
+		return providers.Endpoint{}, fmt.Errorf("environment %q: %s: %w", name, step, err)
+	}
+	if !planID.MatchString(id) {
+		return fail("apply the saved Terraform plan", fmt.Errorf("%q is not a Terraform plan id", id))
+	}
+	w, err := p.prepare(ctx, env)
+	if err != nil {
+		return fail("prepare terraform", err)
+	}
+	path := filepath.Join(w.dir, dirPlans, id+".tfplan")
+	if _, err := os.Stat(path); err != nil {
+		return fail("apply the saved Terraform plan", fmt.Errorf("Terraform plan %s is not in %s: it was made with another state dir or machine, or is too old; plan again here", id, filepath.Dir(path)))
+	}
+	if err := w.tf.Apply(ctx, tfexec.DirOrPlan(path)); err != nil {
+		if strings.Contains(err.Error(), "Saved plan is stale") {
+			return fail("apply the saved Terraform plan", errors.New("it is stale: Terraform's state changed since the plan was made; plan again"))
+		}
+		return fail("apply", tfError("apply", err))
+	}
+	_ = os.Remove(path) // applied: Terraform would refuse it from now on anyway
+	return p.finish(ctx, w, env)
+}
+
+// finish is what every apply ends with: read the outputs (endpoint is required), wait until the runtime
+// answers with the token, and write environment.json for List.
+func (p *Provider) finish(ctx context.Context, w *workdir, env spec.Environment) (providers.Endpoint, error) {
+	name := env.Metadata.Name
+	fail := func(step string, err error) (providers.Endpoint, error) {
+		return providers.Endpoint{}, fmt.Errorf("environment %q: %s: %w", name, step, err)
 	}
 	outs, err := w.tf.Output(ctx)
 	if err != nil {

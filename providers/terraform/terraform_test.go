@@ -230,3 +230,73 @@ func TestMissingBinary(t *testing.T) {
 	assert.Contains(t, err.Error(), `environment "dev"`)
 	assert.Contains(t, err.Error(), `terraform binary "terraform-not-installed-here" is not on the PATH`)
 }
+
+// TestApplyPlanIsExactOrRefused applies the Terraform plan an Observe made, and refuses one made before
+// the state changed, or one this working dir does not hold.
+func TestApplyPlanIsExactOrRefused(t *testing.T) {
+	needTerraform(t)
+	p := newProvider(t, t.TempDir())
+	pa := p.(providers.PlanApplier)
+	env := newEnv("dev", map[string]any{"log_level": "info"})
+	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
+	_, err := p.Apply(t.Context(), env)
+	require.NoError(t, err)
+
+	debug := newEnv("dev", map[string]any{"log_level": "debug"})
+	obs, err := p.Observe(t.Context(), debug)
+	require.NoError(t, err)
+	require.NotEmpty(t, obs.Plan, "a plan that changes something is kept for apply")
+	ep, err := pa.ApplyPlan(t.Context(), debug, obs.Plan)
+	require.NoError(t, err)
+	after, err := p.Observe(t.Context(), debug)
+	require.NoError(t, err)
+	assert.Empty(t, after.Changes, "the saved plan brought the module to the declared variables")
+	assert.Empty(t, after.Plan, "a plan that changes nothing is not kept")
+	assert.Equal(t, ep, after.Endpoint)
+
+	warn := newEnv("dev", map[string]any{"log_level": "warn"})
+	stale, err := p.Observe(t.Context(), warn)
+	require.NoError(t, err)
+	_, err = p.Apply(t.Context(), warn) // the state changes after the plan was made
+	require.NoError(t, err)
+	_, err = pa.ApplyPlan(t.Context(), warn, stale.Plan)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `environment "dev": apply the saved Terraform plan: it is stale`)
+
+	_, err = pa.ApplyPlan(t.Context(), warn, "0123456789abcdef0123456789abcdef")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "is not in")
+}
+
+// TestFreshCheckoutWithSharedBackend applies from one state dir and observes from another, as a CI runner
+// with the same manifests and a shared backend would: no change, the same endpoint, the token read back
+// from Terraform's state. Init runs once per working dir, not on every plan.
+func TestFreshCheckoutWithSharedBackend(t *testing.T) {
+	needTerraform(t)
+	shared := t.TempDir()
+	env := newEnv("dev", map[string]any{"data_dir": filepath.Join(shared, "data")})
+	env.Spec.Terraform.Backend = &spec.TerraformBackend{Type: "local", Config: map[string]any{"path": filepath.Join(shared, "dev.tfstate")}}
+
+	first := newProvider(t, t.TempDir())
+	t.Cleanup(func() { _ = first.Destroy(t.Context(), env) })
+	ep, err := first.Apply(t.Context(), env)
+	require.NoError(t, err)
+
+	freshDir := t.TempDir()
+	fresh := newProvider(t, freshDir)
+	obs, err := fresh.Observe(t.Context(), env)
+	require.NoError(t, err)
+	assert.True(t, obs.Running)
+	assert.Empty(t, obs.Changes, "a fresh checkout plans no change")
+	assert.Equal(t, ep, obs.Endpoint, "endpoint and token read back from the state")
+	assert.Equal(t, env.SpecHash(), obs.SpecHash)
+
+	initKey := filepath.Join(freshDir, "environments", "dev", ".terraform", "appfleet-init")
+	before, err := os.Stat(initKey)
+	require.NoError(t, err)
+	_, err = fresh.Observe(t.Context(), env)
+	require.NoError(t, err)
+	after, err := os.Stat(initKey)
+	require.NoError(t, err)
+	assert.Equal(t, before.ModTime(), after.ModTime(), "no second init for an unchanged working dir")
+}

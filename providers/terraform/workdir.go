@@ -30,7 +30,8 @@ const (
 	fileVars    = "appfleet.tfvars.json" // the token only; mode 0600
 	fileRecord  = "environment.json"     // what List reads: fleet, spec and endpoint of the last apply
 	fileInitKey = "appfleet-init"        // under .terraform: what the last init was run for
-	filePlan    = "observe.tfplan"       // the plan Observe made last
+	filePlan    = "observe.tfplan"       // the plan Observe is making
+	dirPlans    = "plans"                // the plans Observe made, by id, for ApplyPlan
 	dirDotTF    = ".terraform"
 	fileRC      = "terraformrc"
 
