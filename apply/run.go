@@ -71,6 +71,9 @@ type Event struct {
 	Attempt int
 	// Message says why an action was skipped.
 	Message string
+	// NotStarted marks a Skipped action that was not started because the run was interrupted; a
+	// renderer may sum these up rather than list each.
+	NotStarted bool
 }
 
 // Sink receives events. Run calls it from many goroutines at once: it must be safe for concurrent use.
@@ -129,6 +132,8 @@ func (o Options) withDefaults() Options {
 // change nothing (no-op, unknown) appear in none of the lists.
 type Result struct {
 	Succeeded, Failed, Skipped []string
+	// NotStarted are the Skipped actions that were not started because the run was interrupted.
+	NotStarted []string
 	// Interrupted is true when the context was cancelled before every action had started.
 	Interrupted bool
 }
@@ -204,7 +209,7 @@ func Run(ctx context.Context, p *plan.Plan, perf Performer, opts Options, sink S
 				defer close(n.done)
 				if ctx.Err() != nil {
 					n.outcome, n.interrupted = skipped, true
-					sink.Event(Event{Address: string(n.a.Address), Kind: n.a.Kind, Phase: Skipped, Message: "not started: interrupted"})
+					sink.Event(Event{Address: string(n.a.Address), Kind: n.a.Kind, Phase: Skipped, Message: "not started: interrupted", NotStarted: true})
 					return nil
 				}
 				n.outcome = perform(ctx, n.a, perf, opts, sink)
@@ -227,6 +232,7 @@ func Run(ctx context.Context, p *plan.Plan, perf Performer, opts Options, sink S
 			r.Skipped = append(r.Skipped, addr)
 			if n.interrupted {
 				r.Interrupted = true
+				r.NotStarted = append(r.NotStarted, addr)
 			}
 		}
 	}

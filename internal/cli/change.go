@@ -64,9 +64,17 @@ func confirm(ctx context.Context, io *IOStreams, question string) (bool, error) 
 		fmt.Fprintln(io.ErrOut)
 		return false, fmt.Errorf("%w at the confirmation; nothing was changed", ErrInterrupted)
 	case a := <-ch:
+		if isEOF(a.err) && strings.TrimSpace(a.line) == "" {
+			// No answer at all (stdin closed): the change is cancelled, like any answer but "yes".
+			fmt.Fprintln(io.ErrOut)
+			return false, nil
+		}
 		if a.err != nil && a.line == "" {
 			return false, fmt.Errorf("read confirmation: %w", a.err)
 		}
 		return strings.TrimSpace(a.line) == "yes", nil
 	}
 }
+
+// isEOF reports whether err says that stdin ended (confirm's parameter named io hides the package).
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }

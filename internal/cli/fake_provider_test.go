@@ -151,3 +151,18 @@ func TestDestroyUnobservedAndPrune(t *testing.T) {
 	assert.Contains(t, out, "- app.crm")
 	assert.Nil(t, fake.Runtime("dev"), "destroy --prune deleted the undeclared environment")
 }
+
+// End of input at the confirmation prompt cancels the change, as any answer but "yes" does: exit 1,
+// "cancelled; nothing was changed", and nothing was applied.
+func TestConfirmEOFCancels(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(enginetest.Manifests), 0o644))
+	fake := enginetest.NewProvider(t)
+	io, _, out, errOut := TestIO(true) // a terminal whose input is already at its end
+	f := &Factory{IO: io, StateDir: filepath.Join(t.TempDir(), "state"), Registry: func() providers.Registry { return fake.Registry() }}
+	code := Run(t.Context(), f, []string{"apply", dir})
+	assert.Equal(t, ExitError, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	assert.Contains(t, errOut.String(), "apply cancelled; nothing was changed")
+	assert.NotContains(t, errOut.String(), "EOF")
+	assert.Empty(t, fake.Calls())
+}

@@ -83,6 +83,9 @@ func (s *sink) Applying(engine.Pass, *plan.Plan) {
 }
 
 func (s *sink) Event(e apply.Event) {
+	if e.NotStarted {
+		return // summed up in one line by Applied
+	}
 	if s.progress != nil {
 		s.progress.Event(e)
 	}
@@ -97,7 +100,8 @@ func (s *sink) Applied(_ engine.Pass, res apply.Result, took time.Duration) {
 		s.verb, apply.FormatDuration(took), len(res.Succeeded), len(res.Failed), len(res.Skipped))
 	switch {
 	case res.Interrupted:
-		fmt.Fprintln(errOut, "Interrupted: the actions in flight finished and no more were started. Run the command again to converge.")
+		fmt.Fprintf(errOut, "Interrupted: the actions in flight finished and no more were started (%d not started: %s). Run the command again to converge.\n",
+			len(res.NotStarted), someOf(res.NotStarted, 5))
 	case len(res.Failed) > 0 || len(res.Skipped) > 0:
 		fmt.Fprintf(errOut, "Failed: %s. Fix the cause and run the command again; what succeeded is kept.\n",
 			strings.Join(append(res.Failed, res.Skipped...), ", "))
@@ -112,4 +116,12 @@ func printDiagnostics(w io.Writer, diags spec.Diagnostics) {
 			fmt.Fprintf(w, "    hint: %s\n", d.Detail)
 		}
 	}
+}
+
+// someOf lists the first n of addrs, and how many more there are: "app.a, app.b and 3 more".
+func someOf(addrs []string, n int) string {
+	if len(addrs) <= n {
+		return strings.Join(addrs, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(addrs[:n], ", "), len(addrs)-n)
 }
