@@ -36,6 +36,7 @@ func FuzzLoad(f *testing.F) {
 		"kind: App\nmetadata:\n\tname: x\n",
 		"[[[[[[[[[[]]]]]]]]]]",
 		"kind: App\x00",
+		envDev + "---\nkind: AppSet\nmetadata: {name: s}\nspec:\n  generators: [{matrix: {generators: [{list: [{a: x}]}, {list: [{b: y}, {b: z}]}]}}]\n  template: {metadata: {name: \"n-{{a}}-{{b}}\"}, spec: {environment: dev, settings: {k: \"{{ b }}\"}}}\n",
 	} {
 		f.Add([]byte(s))
 	}
