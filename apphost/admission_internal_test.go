@@ -66,12 +66,21 @@ func TestRejectionIsAnsweredCountedAndLoggedOnce(t *testing.T) {
 	require.NoError(t, err)
 	for _, f := range families {
 		for _, m := range f.GetMetric() {
-			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "flooded" && m.GetCounter() != nil {
-				metrics[f.GetName()] = m.GetCounter().GetValue()
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["app"] == "flooded" && m.GetCounter() != nil {
+				name := f.GetName()
+				if c := labels["cause"]; c != "" {
+					name += "{" + c + "}"
+				}
+				metrics[name] = m.GetCounter().GetValue()
 			}
 		}
 	}
-	assert.Equal(t, 5.0, metrics["appfleet_app_rejected_total"])
+	assert.Equal(t, 5.0, metrics["appfleet_app_rejected_total{max_in_flight}"])
+	assert.Equal(t, 0.0, metrics["appfleet_app_rejected_total{queue_full}"])
 	assert.Equal(t, 5.0, metrics["appfleet_app_requests_total"])
 	assert.Equal(t, 1, strings.Count(logs.String(), "requests beyond limits.maxInFlight answered 503"), logs.String())
 	assert.Contains(t, logs.String(), `"app":"flooded"`)

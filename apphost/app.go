@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/apphost/registry"
@@ -31,12 +34,42 @@ type appState struct {
 	keys   []string // salted hashes of the app's API keys
 	dial   store.Dialect
 
-	// maxInFlight is the accepted spec's limits.maxInFlight (0: no limit), and overLimit and
-	// overLimitLen the whole 503 body (and its Content-Length) for a request beyond it: encoded once
-	// per spec, so that turning a request away encodes and allocates nothing while a flood lasts.
-	maxInFlight  int64
-	overLimit    []byte
-	overLimitLen []string
+	// maxInFlight is the accepted spec's limits.maxInFlight (0: no limit) and limiter its
+	// limits.requestsPerSecond (nil: no limit; kept across specs that do not change it).
+	maxInFlight int64
+	limiter     *rate.Limiter
+	// refusals are the whole answers to a refused request, one per cause, encoded once per spec so
+	// that turning a request away encodes and allocates nothing while a flood lasts.
+	refusals [numRefusals]refusal
+}
+
+// refusalCause is why a request was turned away before its handler ran.
+type refusalCause int
+
+const (
+	refusedInFlight     refusalCause = iota // limits.maxInFlight reached
+	refusedRate                             // limits.requestsPerSecond exceeded
+	refusedQueueFull                        // the app's queue for a turn is full
+	refusedQueueTimeout                     // the wait for a turn took too long
+	numRefusals
+)
+
+// String is the cause as metrics label it.
+func (c refusalCause) String() string {
+	return [...]string{"max_in_flight", "rate", "queue_full", "queue_timeout"}[c]
+}
+
+// refusal is the pre-encoded answer to a refused request.
+type refusal struct {
+	status int
+	body   []byte
+	length []string // Content-Length
+	logMsg string
+}
+
+func newRefusal(status int, msg, logMsg string) refusal {
+	b := errorBody(api.CodeLimitExceeded, msg)
+	return refusal{status: status, body: b, length: []string{strconv.Itoa(len(b))}, logMsg: logMsg}
 }
 
 // app is one hosted app.
@@ -64,7 +97,10 @@ type app struct {
 	// the next request tries again, so a database that was briefly unreachable heals by itself.
 	wakeFailed atomic.Bool
 
+	// inFlight counts the requests that hold one of the app's limits.maxInFlight slots: those waiting
+	// for a turn and those running, not those still reading their input.
 	inFlight atomic.Int64
+	turns    turnQueue    // the app's place in the runtime's scheduler
 	lastUsed atomic.Int64 // unix nanoseconds of the last database use
 	stats    appCounters
 
@@ -75,8 +111,10 @@ type app struct {
 
 type appCounters struct {
 	requests, errors, panics, rejected atomic.Int64
+	rejectedBy                         [numRefusals]atomic.Int64
 	lastRequest                        atomic.Int64
 	latency                            histogram
+	queueWait                          histogram // time waited for a turn, by every request that asked for one
 }
 
 func newApp(rt *Runtime, name string) *app {
@@ -117,13 +155,32 @@ func (a *app) setEntry(e registry.Entry, status, errMsg string) {
 	for _, k := range e.Spec.APIKeys {
 		st.keys = append(st.keys, k.Value.SHA256)
 	}
-	if max := e.Spec.Limits.MaxInFlight; max > 0 {
-		st.maxInFlight = int64(max)
-		st.overLimit = errorBody(api.CodeLimitExceeded, fmt.Sprintf("app %q has %d requests in flight, its limit", a.name, max))
-		st.overLimitLen = []string{strconv.Itoa(len(st.overLimit))}
+	lim := e.Spec.Limits
+	st.maxInFlight = int64(lim.MaxInFlight)
+	st.refusals = [numRefusals]refusal{
+		refusedInFlight: newRefusal(http.StatusServiceUnavailable,
+			fmt.Sprintf("app %q has %d requests in flight, its limit", a.name, lim.MaxInFlight),
+			"requests beyond limits.maxInFlight answered 503"),
+		refusedRate: newRefusal(http.StatusTooManyRequests,
+			fmt.Sprintf("app %q takes at most %d requests per second (burst %d)", a.name, lim.RequestsPerSecond, burstOf(lim)),
+			"requests beyond limits.requestsPerSecond answered 429"),
+		refusedQueueFull: newRefusal(http.StatusServiceUnavailable,
+			fmt.Sprintf("app %q has %d requests waiting for their turn, the runtime's bound; try again shortly", a.name, a.rt.sched.depth),
+			"requests beyond the app's queue bound answered 503"),
+		refusedQueueTimeout: newRefusal(http.StatusServiceUnavailable,
+			fmt.Sprintf("app %q: the request waited %s for its turn, the runtime's bound; try again shortly", a.name, a.rt.sched.timeout),
+			"requests that waited too long for their turn answered 503"),
+	}
+	old := a.state.Load()
+	if lim.RequestsPerSecond > 0 {
+		if old.limiter != nil && old.entry.Spec.Limits.RequestsPerSecond == lim.RequestsPerSecond && burstOf(old.entry.Spec.Limits) == burstOf(lim) {
+			st.limiter = old.limiter // the same limit goes on counting
+		} else {
+			st.limiter = rate.NewLimiter(rate.Limit(lim.RequestsPerSecond), burstOf(lim))
+		}
 	}
 	a.wakeFailed.Store(false)
-	old := a.state.Swap(st)
+	old = a.state.Swap(st)
 	a.rt.events.appChanged(a, old, st)
 	if old.status != status {
 		a.log.Info("app status changed", "from", old.status, "to", status)
@@ -166,6 +223,27 @@ func (a *app) withDB(ctx context.Context, fn func(store.Conn) error) error {
 		return err
 	}
 	defer a.release()
+	if err := a.ready(ctx); err != nil {
+		return err
+	}
+	return fn(a.db)
+}
+
+// conn takes the app's database for one request, opening (waking) it when hibernating; the caller
+// must call release when done with it. It is withDB without a closure, for the data API's handlers.
+func (a *app) conn(ctx context.Context) (store.Conn, error) {
+	if err := a.acquire(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.ready(ctx); err != nil {
+		a.release()
+		return nil, err
+	}
+	return a.db, nil
+}
+
+// ready makes sure the database is open and verified; the caller holds sem.
+func (a *app) ready(ctx context.Context) error {
 	if a.closed {
 		return errUnavailable
 	}
@@ -180,7 +258,7 @@ func (a *app) withDB(ctx context.Context, fn func(store.Conn) error) error {
 		}
 	}
 	a.lastUsed.Store(time.Now().UnixNano())
-	return fn(a.db)
+	return nil
 }
 
 // closeDB closes the database; the caller holds sem.
@@ -240,31 +318,55 @@ func (a *app) view() api.App {
 	return out
 }
 
+// burstOf is limits.burst, or limits.requestsPerSecond when no burst is given (one second's worth).
+func burstOf(l spec.Limits) int {
+	if l.Burst > 0 {
+		return l.Burst
+	}
+	return max(l.RequestsPerSecond, 1)
+}
+
 // rejectLogEvery bounds how often an app's log says that its bulkhead turns requests away: a flood
 // must not cost a log line per request.
 const rejectLogEvery = 10 * time.Second
 
-// hdrRetryAfter is shared by every rejection, like contentTypeJSON: net/http only reads header
+// hdrRetryAfter is shared by every refusal, like contentTypeJSON: net/http only reads header
 // values, and its capacity equals its length, so an append by anyone copies rather than writes into it.
 var hdrRetryAfter = []string{"1"}
 
-// reject answers a request beyond the app's limits.maxInFlight: 503 with the pre-encoded body of st,
-// counted in the app's stats. It is the whole cost of a request that a flood sends past the limit,
-// so it encodes, allocates and logs nothing beyond a log line per rejectLogEvery.
-func (a *app) reject(w http.ResponseWriter, st *appState, now int64) {
+// refuse answers a request turned away for cause with the pre-encoded answer of st, counted in the
+// app's stats. It is the whole cost of a request that a flood sends past a limit, so it encodes,
+// allocates and logs nothing beyond a log line per rejectLogEvery.
+func (a *app) refuse(w http.ResponseWriter, st *appState, cause refusalCause, now time.Time) {
 	a.stats.requests.Add(1)
 	a.stats.rejected.Add(1)
+	a.stats.rejectedBy[cause].Add(1)
+	ref := &st.refusals[cause]
 	h := w.Header()
 	h["Content-Type"] = contentTypeJSON
-	h["Content-Length"] = st.overLimitLen
-	h["Retry-After"] = hdrRetryAfter
-	w.WriteHeader(http.StatusServiceUnavailable)
-	_, _ = w.Write(st.overLimit)
-	if last := a.rejectLoggedAt.Load(); now-last >= int64(rejectLogEvery) && a.rejectLoggedAt.CompareAndSwap(last, now) {
+	h["Content-Length"] = ref.length
+	if cause == refusedRate {
+		h["Retry-After"] = []string{strconv.Itoa(retryAfterSeconds(st.limiter, now))}
+	} else {
+		h["Retry-After"] = hdrRetryAfter
+	}
+	w.WriteHeader(ref.status)
+	_, _ = w.Write(ref.body)
+	ns := now.UnixNano()
+	if last := a.rejectLoggedAt.Load(); ns-last >= int64(rejectLogEvery) && a.rejectLoggedAt.CompareAndSwap(last, ns) {
 		total := a.stats.rejected.Load()
-		a.log.Warn("requests beyond limits.maxInFlight answered 503", "limit", st.maxInFlight,
+		a.log.Warn(ref.logMsg, "cause", cause.String(), "limit", st.maxInFlight,
 			"rejected", total-a.rejectLoggedCount.Swap(total)) // since the previous such line
 	}
+}
+
+// retryAfterSeconds is when the rate limiter will have a token again, in whole seconds (at least 1).
+func retryAfterSeconds(l *rate.Limiter, now time.Time) int {
+	missing := 1 - l.TokensAt(now)
+	if missing <= 0 || l.Limit() <= 0 {
+		return 1
+	}
+	return max(1, int(math.Ceil(missing/float64(l.Limit()))))
 }
 
 // errorBody is the error document writeError sends, encoded once.

@@ -34,12 +34,20 @@ func crashPoint(name string) {
 //
 //	panic          panics inside the request, to prove the panic stays in its app
 //	hold?ms=N      holds the app's database for N milliseconds, like a slow database would
-func (rt *Runtime) testHook(w http.ResponseWriter, r *http.Request, a *app, what string) {
-	switch what {
+func (rt *Runtime) testHook(w *appWriter, r *http.Request) {
+	a := w.a
+	switch r.PathValue("hook") {
 	case "panic":
+		if !w.enter(r) {
+			return
+		}
 		panic("test hook: provoked panic in app " + a.name)
 	case "hold":
 		ms, _ := strconv.Atoi(r.URL.Query().Get("ms"))
+		if !w.enter(r) {
+			return
+		}
+		defer w.leave()
 		err := a.withDB(r.Context(), func(store.Conn) error {
 			select {
 			case <-time.After(time.Duration(ms) * time.Millisecond):

@@ -13,6 +13,6 @@ const TestHooksBuilt = false
 
 func crashPoint(string) {}
 
-func (rt *Runtime) testHook(w http.ResponseWriter, _ *http.Request, _ *app, _ string) {
+func (rt *Runtime) testHook(w *appWriter, _ *http.Request) {
 	writeError(w, http.StatusNotFound, api.CodeNotFound, "no such path", nil)
 }

@@ -49,7 +49,16 @@ func startRuntime(t testing.TB, dataDir string, args ...string) *runtimeProc {
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	p := &runtimeProc{t: t, dataDir: dataDir, args: args}
+	return startRuntimeEnv(t, dataDir, nil, args...)
+}
+
+// startRuntimeEnv is startRuntime with env added to the runtime's environment.
+func startRuntimeEnv(t testing.TB, dataDir string, env []string, args ...string) *runtimeProc {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	p := &runtimeProc{t: t, dataDir: dataDir, args: args, env: env}
 	p.start()
 	t.Cleanup(func() { p.stop() })
 	return p

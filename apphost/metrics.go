@@ -9,7 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// latencyBuckets are the upper bounds (seconds) of the per-app latency histogram.
+// latencyBuckets are the upper bounds (seconds) of the per-app histograms: request latency and the
+// wait for a turn.
 var latencyBuckets = [...]float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5}
 
 // histogram is a fixed-bucket latency histogram of a few atomics: an app pays for its metrics with
@@ -46,7 +47,9 @@ var (
 	descRequests = prometheus.NewDesc("appfleet_app_requests_total", "Requests an app answered (any status).", []string{"app"}, nil)
 	descErrors   = prometheus.NewDesc("appfleet_app_errors_total", "Requests an app answered with a 5xx status.", []string{"app"}, nil)
 	descPanics   = prometheus.NewDesc("appfleet_app_panics_total", "Panics recovered in an app's requests.", []string{"app"}, nil)
-	descRejected = prometheus.NewDesc("appfleet_app_rejected_total", "Requests turned away by an app's maxInFlight limit.", []string{"app"}, nil)
+	descRejected = prometheus.NewDesc("appfleet_app_rejected_total", "Requests of an app turned away before its handler ran, by cause: max_in_flight (limits.maxInFlight), rate (limits.requestsPerSecond), queue_full and queue_timeout (the wait for a turn).", []string{"app", "cause"}, nil)
+	descQueued   = prometheus.NewDesc("appfleet_app_queued", "Requests of an app waiting for a turn now.", []string{"app"}, nil)
+	descWait     = prometheus.NewDesc("appfleet_app_queue_wait_seconds", "How long an app's requests waited for a turn to run (0 for those that did not wait).", []string{"app"}, nil)
 	descInFlight = prometheus.NewDesc("appfleet_app_in_flight", "Requests of an app being served now.", []string{"app"}, nil)
 	descStatus   = prometheus.NewDesc("appfleet_app_status", "1 for the app's current lifecycle status.", []string{"app", "status"}, nil)
 	descOpen     = prometheus.NewDesc("appfleet_app_database_open", "1 when the app's database is open, 0 while it hibernates or is stopped.", []string{"app"}, nil)
@@ -59,7 +62,7 @@ var (
 type appCollector struct{ rt *Runtime }
 
 func (c appCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRequests, descErrors, descPanics, descRejected, descInFlight, descStatus, descOpen, descLatency, descApps, descPanicsRT} {
+	for _, d := range []*prometheus.Desc{descRequests, descErrors, descPanics, descRejected, descQueued, descWait, descInFlight, descStatus, descOpen, descLatency, descApps, descPanicsRT} {
 		ch <- d
 	}
 }
@@ -85,7 +88,13 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descRequests, prometheus.CounterValue, float64(req), a.name)
 		ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(a.stats.errors.Load()), a.name)
 		ch <- prometheus.MustNewConstMetric(descPanics, prometheus.CounterValue, float64(a.stats.panics.Load()), a.name)
-		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(a.stats.rejected.Load()), a.name)
+		for cause := range numRefusals {
+			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(a.stats.rejectedBy[cause].Load()), a.name, cause.String())
+		}
+		ch <- prometheus.MustNewConstMetric(descQueued, prometheus.GaugeValue, float64(c.rt.sched.queued(&a.turns)), a.name)
+		if n, sum, buckets := a.stats.queueWait.snapshot(); n > 0 && !math.IsNaN(sum) {
+			ch <- prometheus.MustNewConstHistogram(descWait, n, sum, buckets, a.name)
+		}
 		ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(a.inFlight.Load()), a.name)
 		if n, sum, buckets := a.stats.latency.snapshot(); n > 0 && !math.IsNaN(sum) {
 			ch <- prometheus.MustNewConstHistogram(descLatency, n, sum, buckets, a.name)

@@ -40,6 +40,16 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported in GET /v1/runtime.
 	Version string
+	// MaxRunning bounds the handlers of app traffic that run at once over all apps (0: GOMAXPROCS);
+	// requests beyond it wait for a turn, given to apps in fair order (admission.go).
+	MaxRunning int
+	// QueueDepth bounds each app's requests waiting for a turn (0: 128); QueueTimeout bounds each
+	// wait (0: 5s). Past either the request is answered 503 with Retry-After.
+	QueueDepth   int
+	QueueTimeout time.Duration
+	// ReadTimeout bounds how long a client may take to send a request's headers, and a record's body
+	// (0: 10s). A client slower than that is answered 408, and holds nothing of its app meanwhile.
+	ReadTimeout time.Duration
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -61,8 +71,10 @@ type Runtime struct {
 	// claims are hostnames that a put in flight is about to give its app: no other app may take them.
 	claims map[string]*app
 
-	events       *eventHub // nil until the registry is loaded: restoring apps is not a change
-	mux          *http.ServeMux
+	events       *eventHub      // nil until the registry is loaded: restoring apps is not a change
+	mux          *http.ServeMux // the management API, health and metrics
+	dataMux      *http.ServeMux // every app's data API, as paths without the /apps/{app} prefix
+	sched        *scheduler
 	shuttingDown atomic.Bool
 	// opsCtx ends when a shutdown gives up waiting: lifecycle operations, which outlive the request
 	// that asked for them, end with it.
@@ -90,6 +102,9 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Second
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -130,6 +145,7 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	rt = &Runtime{
 		cfg: cfg, log: cfg.Logger, reg: reg, lock: lk, dataDir: dataDir, startedAt: time.Now(),
 		apps: map[string]*app{}, hosts: map[string]*app{}, claims: map[string]*app{},
+		sched: newScheduler(cfg.MaxRunning, cfg.QueueDepth, cfg.QueueTimeout),
 	}
 	if rt.id, err = reg.Meta(ctx, "runtime_id"); err == nil && rt.id == "" {
 		b := make([]byte, 4)
@@ -172,6 +188,7 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	rt.events = newEventHub(rt.startedAt)
 	rt.metrics = newMetrics(rt)
 	rt.mux = rt.routes()
+	rt.dataMux = rt.dataRoutes()
 	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", dataDir, "instance", lk.Info().Instance)
 	return rt, nil
 }
@@ -185,7 +202,8 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancelRequests()
 	srv := &http.Server{
 		Handler:           rt,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: rt.cfg.ReadTimeout,
+		MaxHeaderBytes:    64 << 10,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(rt.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },

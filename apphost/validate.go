@@ -91,6 +91,14 @@ func validateSpec(name string, s spec.AppSpec) []string {
 	if s.Limits.MaxInFlight < 0 {
 		add("limits.maxInFlight: %d must not be negative", s.Limits.MaxInFlight)
 	}
+	if s.Limits.RequestsPerSecond < 0 {
+		add("limits.requestsPerSecond: %d must not be negative", s.Limits.RequestsPerSecond)
+	}
+	if s.Limits.Burst < 0 {
+		add("limits.burst: %d must not be negative", s.Limits.Burst)
+	} else if s.Limits.Burst > 0 && s.Limits.RequestsPerSecond == 0 {
+		add("limits.burst: %d needs limits.requestsPerSecond", s.Limits.Burst)
+	}
 	probs = append(probs, store.ValidateCollections(s.Collections)...)
 	return probs
 }

@@ -135,6 +135,12 @@ func diffApp(name string, want spec.AppSpec, wantLabels map[string]string, got *
 	if w.Limits.MaxInFlight != g.Limits.MaxInFlight {
 		add(change("limits.maxInFlight", limitText(g.Limits.MaxInFlight), limitText(w.Limits.MaxInFlight), got == nil))
 	}
+	if w.Limits.RequestsPerSecond != g.Limits.RequestsPerSecond {
+		add(change("limits.requestsPerSecond", limitText(g.Limits.RequestsPerSecond), limitText(w.Limits.RequestsPerSecond), got == nil))
+	}
+	if w.Limits.Burst != g.Limits.Burst {
+		add(change("limits.burst", burstText(g.Limits), burstText(w.Limits), got == nil))
+	}
 	// Collections and fields, by name.
 	wc, gc := map[string]spec.Collection{}, map[string]spec.Collection{}
 	for _, c := range w.Collections {
@@ -263,6 +269,13 @@ func limitText(n int) string {
 		return "unlimited"
 	}
 	return strconv.Itoa(n)
+}
+
+func burstText(l spec.Limits) string {
+	if l.Burst == 0 {
+		return "default"
+	}
+	return strconv.Itoa(l.Burst)
 }
 
 func fieldsText(n int) string {

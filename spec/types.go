@@ -288,6 +288,12 @@ type APIKey struct {
 type Limits struct {
 	// MaxInFlight is the bulkhead: requests beyond it answer 503 at once. 0 means unlimited.
 	MaxInFlight int `yaml:"maxInFlight,omitempty" json:"maxInFlight,omitempty"`
+	// RequestsPerSecond is a hard cap on the app's request rate: requests beyond it answer 429 with
+	// Retry-After. 0 means no cap.
+	RequestsPerSecond int `yaml:"requestsPerSecond,omitempty" json:"requestsPerSecond,omitempty"`
+	// Burst is how many requests may come at once above the rate (a token bucket's size); 0 means
+	// RequestsPerSecond. It needs RequestsPerSecond.
+	Burst int `yaml:"burst,omitempty" json:"burst,omitempty"`
 }
 
 // Collection is one table of an app's data model.

@@ -595,6 +595,15 @@ func (v *validator) app(doc *document, a *App) {
 	if s.Limits.MaxInFlight < 0 {
 		v.errorf(doc, "spec.limits.maxInFlight", "Set a positive number, or 0 (or nothing) for no limit.", "invalid spec.limits.maxInFlight %d in %s", s.Limits.MaxInFlight, doc.what)
 	}
+	if s.Limits.RequestsPerSecond < 0 {
+		v.errorf(doc, "spec.limits.requestsPerSecond", "Set a positive number, or 0 (or nothing) for no cap.", "invalid spec.limits.requestsPerSecond %d in %s", s.Limits.RequestsPerSecond, doc.what)
+	}
+	switch {
+	case s.Limits.Burst < 0:
+		v.errorf(doc, "spec.limits.burst", "Set a positive number, or leave it out for one second's worth of requests.", "invalid spec.limits.burst %d in %s", s.Limits.Burst, doc.what)
+	case s.Limits.Burst > 0 && s.Limits.RequestsPerSecond == 0:
+		v.errorf(doc, "spec.limits.burst", "Set spec.limits.requestsPerSecond too, or remove burst: a burst bounds what comes above a rate.", "spec.limits.burst is set without spec.limits.requestsPerSecond in %s", doc.what)
+	}
 	v.collections(doc, s.Collections)
 }
 

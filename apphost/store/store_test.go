@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -157,17 +156,18 @@ func TestParseList(t *testing.T) {
 	coll := Compile(SQLite, []spec.Collection{{Name: "t", Fields: []spec.Field{
 		{Name: "n", Type: spec.TypeInteger}, {Name: "b", Type: spec.TypeBoolean}, {Name: "j", Type: spec.TypeJSON},
 	}}})["t"]
-	q, err := coll.ParseList(url.Values{"limit": {"5"}, "offset": {"2"}, "sort": {"-n,id"}, "b": {"true"}, "n": {"3"}})
+	q, err := coll.ParseList([]Param{{"n", "3"}, {"limit", "5"}, {"offset", "2"}, {"sort", "-n,id"}, {"b", "true"}})
 	require.NoError(t, err)
 	assert.Equal(t, ListQuery{Limit: 5, Offset: 2, Sort: []SortKey{{"n", true}, {"id", false}},
 		Filters: []Filter{{"b", true}, {"n", int64(3)}}}, q)
-	_, err = coll.ParseList(url.Values{"j": {"{}"}, "n": {"1.5"}, "limit": {"5000"}, "zz": {"1"}})
+	_, err = coll.ParseList([]Param{{"zz", "1"}, {"j", "{}"}, {"n", "1.5"}, {"limit", "5000"}, {"n", "2"}})
 	var ve *ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, []string{
 		"j: json fields cannot be filtered",
 		"limit: want a whole number from 0 to 1000, got \"5000\"",
 		"n: want a whole number, got the number 1.5",
+		"n: give it once",
 		"zz: unknown field (list takes limit, offset, sort and field=value filters)",
 	}, ve.Details())
 }

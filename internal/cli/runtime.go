@@ -30,6 +30,10 @@ type runtimeServeOptions struct {
 	IdleTimeout     time.Duration
 	MaxApps         int
 	ShutdownTimeout time.Duration
+	MaxRunning      int
+	QueueDepth      int
+	QueueTimeout    time.Duration
+	ReadTimeout     time.Duration
 	LogFormat       string
 	LogLevel        string
 }
@@ -114,6 +118,10 @@ names the first.`,
 	fl.IntVar(&opts.MaxApps, "max-apps", 0, "refuse to create more than this many apps; 0 means no bound")
 	fl.DurationVar(&opts.IdleTimeout, "idle-timeout", 10*time.Minute, "close an app's database after this long without requests; 0 never")
 	fl.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	fl.IntVar(&opts.MaxRunning, "max-running", 0, "requests of apps that run at once over all apps, the rest wait their turn in fair order (default: the CPUs Go may use, GOMAXPROCS)")
+	fl.IntVar(&opts.QueueDepth, "queue-depth", 128, "requests of one app that may wait for a turn; more answer 503")
+	fl.DurationVar(&opts.QueueTimeout, "queue-timeout", 5*time.Second, "how long a request of an app may wait for a turn before it answers 503")
+	fl.DurationVar(&opts.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send a request's headers, and a record's body")
 	fl.StringVar(&opts.LogFormat, "log-format", "json", "log format on stderr: json or text")
 	fl.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("data-dir")
@@ -129,6 +137,19 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	}
 	if opts.IdleTimeout < 0 {
 		return fmt.Errorf("--idle-timeout %s must not be negative", opts.IdleTimeout)
+	}
+	for _, f := range []struct {
+		name string
+		bad  bool
+	}{
+		{"--max-running", opts.MaxRunning < 0},
+		{"--queue-depth", opts.QueueDepth < 0},
+		{"--queue-timeout", opts.QueueTimeout < 0},
+		{"--read-timeout", opts.ReadTimeout < 0},
+	} {
+		if f.bad {
+			return fmt.Errorf("%s must not be negative (0 means the default)", f.name)
+		}
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
@@ -172,6 +193,10 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 		IdleTimeout:     opts.IdleTimeout,
 		MaxApps:         opts.MaxApps,
 		ShutdownTimeout: opts.ShutdownTimeout,
+		MaxRunning:      opts.MaxRunning,
+		QueueDepth:      opts.QueueDepth,
+		QueueTimeout:    opts.QueueTimeout,
+		ReadTimeout:     opts.ReadTimeout,
 		Version:         version.Get().Version,
 		Logger:          logger,
 	})

@@ -1,0 +1,316 @@
+package apphost
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Fair admission: an app's share of a busy runtime does not depend on how many connections it opens.
+//
+// Every request of app traffic that does an app's work (its database, its OpenAPI document) asks the
+// scheduler for a turn once its input is read, and gives the turn back as soon as that work is done,
+// before its answer is written to the client. The scheduler
+//
+//   - lets at most limit handlers run at once over all apps (default GOMAXPROCS: as many as can be on
+//     a CPU at once, so that the scheduler, not the order of Go's run queue, decides who runs next), and at most one
+//     per app: an app has one database connection, so a second handler would only wait for it while
+//     holding a turn another app could use;
+//   - queues what cannot run yet in one FIFO queue per app and, whenever a turn frees, gives it to the
+//     waiting app that has used the least handler time (start-time fair queueing: each app carries a
+//     virtual time that grows by the time its handlers ran; an app that had nothing waiting comes back
+//     at the clock of the last admission, so being idle banks no credit). With equal costs this is
+//     round robin; with measured costs it is the equivalent of deficit round robin, so an app with
+//     heavy requests does not get more of the CPU by them than an app with light ones;
+//   - bounds each app's queue (depth) and each wait (timeout); past either the request is refused,
+//     and the caller answers 503 with Retry-After;
+//   - takes the turn back from a handler that has run longer than overtime (a slow database, a held
+//     lock) and gives it to the next app, so a stuck app never holds the runtime's turns.
+//
+// The scheduler knows nothing of HTTP. Requests that are not an app's traffic (management, health,
+// metrics) never pass through it and so never wait behind apps.
+
+// Reasons a request is not admitted.
+var (
+	errQueueFull    = errors.New("queue full")
+	errQueueTimeout = errors.New("queue wait timed out")
+)
+
+// Defaults of the scheduler.
+const (
+	defaultQueueDepth   = 128
+	defaultQueueTimeout = 5 * time.Second
+	// overtime is how long a handler keeps its turn before the scheduler counts it as waiting on
+	// something other than the CPU and lets another app run beside it.
+	overtime = 10 * time.Millisecond
+	// initialCost is the estimate of a request's handler time before one of the app's was measured.
+	initialCost = int64(100 * time.Microsecond)
+)
+
+// defaultMaxRunning is the number of handlers that run at once over all apps unless configured.
+func defaultMaxRunning() int { return runtime.GOMAXPROCS(0) }
+
+// scheduler admits requests of all apps to run, in fair order. Its zero value is not usable; see
+// newScheduler.
+type scheduler struct {
+	limit   int           // handlers running at once, over all apps
+	depth   int           // waiting requests per app
+	timeout time.Duration // longest wait
+	epoch   time.Time     // virtual and run times are nanoseconds since epoch (monotonic)
+
+	mu      sync.Mutex
+	running int          // handlers holding a turn (those past overtime no longer count)
+	vclock  int64        // virtual time of the last admission
+	ready   readyHeap    // apps with a waiting request and no running handler, by virtual time
+	active  []*turnQueue // apps with a running handler
+	// watchdog, while armed, fires when the oldest counted handler reaches overtime (see watch).
+	watchdog *time.Timer
+	armed    bool
+
+	waiters sync.Pool // of *waiter, so that waiting allocates nothing in the steady state
+}
+
+func newScheduler(limit, depth int, timeout time.Duration) *scheduler {
+	if limit <= 0 {
+		limit = defaultMaxRunning()
+	}
+	if depth <= 0 {
+		depth = defaultQueueDepth
+	}
+	if timeout <= 0 {
+		timeout = defaultQueueTimeout
+	}
+	s := &scheduler{limit: limit, depth: depth, timeout: timeout, epoch: time.Now()}
+	s.waiters.New = func() any { return &waiter{admitted: make(chan struct{}, 1)} }
+	return s
+}
+
+// turnQueue is one app's place in the scheduler. Its zero value is an app that never asked; every
+// field is guarded by the scheduler's mu.
+type turnQueue struct {
+	vt      int64     // virtual time: handler time charged so far, in ns
+	est     int64     // estimated handler time of the app's next request, in ns (0: none measured)
+	waiters []*waiter // FIFO
+	heapIdx int       // index in scheduler.ready, plus one; 0 when not there
+
+	running   bool  // a handler of the app holds (or held, if overdue) a turn
+	overdue   bool  // that handler ran past overtime and no longer counts against limit
+	startedAt int64 // when it was admitted, ns since epoch
+}
+
+// waiter is one request waiting for a turn.
+type waiter struct {
+	admitted chan struct{} // receives once when the request is admitted
+}
+
+func (s *scheduler) now() int64 { return int64(time.Since(s.epoch)) }
+
+// admit waits until the app of q may run a handler and returns how long it waited. Unless it returns
+// an error, the caller must call done exactly once when the handler's work is over. It returns
+// errQueueFull at once when the app already has depth requests waiting, errQueueTimeout after the
+// scheduler's timeout, and ctx's error when ctx ends first.
+func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, error) {
+	s.mu.Lock()
+	start := s.now()
+	if !q.running && len(q.waiters) == 0 && len(s.ready) == 0 && s.running < s.limit {
+		s.start(q, start)
+		s.mu.Unlock()
+		return 0, nil
+	}
+	if len(q.waiters) >= s.depth {
+		s.mu.Unlock()
+		return 0, errQueueFull
+	}
+	w := s.waiters.Get().(*waiter)
+	q.waiters = append(q.waiters, w)
+	if !q.running && q.heapIdx == 0 {
+		q.vt = max(q.vt, s.vclock) // an app that had nothing waiting banks no credit
+		heap.Push(&s.ready, q)
+	}
+	s.dispatch(start)
+	s.watch(start)
+	s.mu.Unlock()
+
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case <-w.admitted:
+		s.waiters.Put(w)
+		return time.Duration(s.now() - start), nil
+	case <-ctx.Done():
+		return s.abandon(q, w, start, ctx.Err())
+	case <-t.C:
+		return s.abandon(q, w, start, errQueueTimeout)
+	}
+}
+
+// abandon removes a waiter that gives up. If it was admitted meanwhile, its turn is given back.
+func (s *scheduler) abandon(q *turnQueue, w *waiter, start int64, err error) (time.Duration, error) {
+	s.mu.Lock()
+	now := s.now()
+	i := indexOf(q.waiters, w)
+	if i >= 0 {
+		q.waiters = append(q.waiters[:i], q.waiters[i+1:]...)
+		if len(q.waiters) == 0 && q.heapIdx != 0 {
+			heap.Remove(&s.ready, q.heapIdx-1)
+		}
+		s.mu.Unlock()
+		s.waiters.Put(w)
+		return time.Duration(now - start), err
+	}
+	s.mu.Unlock()
+	<-w.admitted // admitted just now: the turn is ours, give it back unused
+	s.waiters.Put(w)
+	s.finish(q, false)
+	return time.Duration(now - start), err
+}
+
+func indexOf(ws []*waiter, w *waiter) int {
+	for i, x := range ws {
+		if x == w {
+			return i
+		}
+	}
+	return -1
+}
+
+// done gives back the turn of q's running handler and charges the app for the time it ran.
+func (s *scheduler) done(q *turnQueue) { s.finish(q, true) }
+
+// finish gives back q's turn, charging the time since it was admitted when used.
+func (s *scheduler) finish(q *turnQueue, used bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	var cost int64
+	if used {
+		cost = now - q.startedAt
+	}
+	// The estimate was charged at admission; correct it by what the handler really took, and let the
+	// estimate follow the app's recent requests.
+	q.vt += cost - q.estimate()
+	q.est = (3*q.estimate() + cost) / 4
+	if !q.overdue {
+		s.running--
+	}
+	q.running, q.overdue = false, false
+	for i, x := range s.active {
+		if x == q {
+			last := len(s.active) - 1
+			s.active[i] = s.active[last]
+			s.active[last] = nil
+			s.active = s.active[:last]
+			break
+		}
+	}
+	if len(q.waiters) > 0 {
+		q.vt = max(q.vt, s.vclock)
+		heap.Push(&s.ready, q)
+	}
+	s.dispatch(now)
+	s.watch(now)
+}
+
+func (q *turnQueue) estimate() int64 {
+	if q.est <= 0 {
+		return initialCost
+	}
+	return q.est
+}
+
+// start gives q a turn; the caller holds mu.
+func (s *scheduler) start(q *turnQueue, now int64) {
+	q.vt = max(q.vt, s.vclock)
+	s.vclock = q.vt
+	q.vt += q.estimate()
+	q.running, q.overdue, q.startedAt = true, false, now
+	s.running++
+	s.active = append(s.active, q)
+}
+
+// dispatch hands free turns to waiting apps, least virtual time first; the caller holds mu.
+func (s *scheduler) dispatch(now int64) {
+	for s.running < s.limit && len(s.ready) > 0 {
+		q := heap.Pop(&s.ready).(*turnQueue)
+		w := q.waiters[0]
+		q.waiters[0] = nil
+		q.waiters = q.waiters[1:]
+		if len(q.waiters) == 0 {
+			q.waiters = nil
+		}
+		s.start(q, now)
+		w.admitted <- struct{}{}
+	}
+}
+
+// watch arms the watchdog when requests wait while every turn is taken: it fires when the oldest
+// counted handler reaches overtime. The caller holds mu.
+func (s *scheduler) watch(now int64) {
+	if s.armed || len(s.ready) == 0 || s.running < s.limit {
+		return
+	}
+	oldest := now
+	for _, q := range s.active {
+		if !q.overdue {
+			oldest = min(oldest, q.startedAt)
+		}
+	}
+	d := time.Duration(oldest + int64(overtime) - now)
+	if s.watchdog == nil {
+		s.watchdog = time.AfterFunc(d, s.overdue)
+	} else {
+		s.watchdog.Reset(d)
+	}
+	s.armed = true
+}
+
+// overdue stops counting handlers that have run past overtime and gives their turns to waiting apps.
+func (s *scheduler) overdue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.armed = false
+	now := s.now()
+	for _, q := range s.active {
+		if !q.overdue && now-q.startedAt >= int64(overtime) {
+			q.overdue = true
+			s.running--
+		}
+	}
+	s.dispatch(now)
+	s.watch(now)
+}
+
+// queued is the number of q's requests waiting for a turn.
+func (s *scheduler) queued(q *turnQueue) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(q.waiters)
+}
+
+// readyHeap orders apps by virtual time (container/heap).
+type readyHeap []*turnQueue
+
+func (h readyHeap) Len() int           { return len(h) }
+func (h readyHeap) Less(i, j int) bool { return h[i].vt < h[j].vt }
+func (h readyHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i+1, j+1
+}
+
+func (h *readyHeap) Push(x any) {
+	q := x.(*turnQueue)
+	q.heapIdx = len(*h) + 1
+	*h = append(*h, q)
+}
+
+func (h *readyHeap) Pop() any {
+	old := *h
+	q := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	q.heapIdx = 0
+	return q
+}
