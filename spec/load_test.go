@@ -210,6 +210,14 @@ func TestLoad_Diagnostics(t *testing.T) {
 			},
 		},
 		{
+			name: "rate limits",
+			yaml: envDev + "---\n" + appDoc("crm", "dev") + "  limits: {requestsPerSecond: -1}\n---\n" + appDoc("erp", "dev") + "  limits: {burst: 10}\n",
+			want: []string{
+				`m.yaml:11:31: invalid spec.limits.requestsPerSecond -1 in App "crm"`,
+				`m.yaml:18:19: spec.limits.burst is set without spec.limits.requestsPerSecond in App "erp"`,
+			},
+		},
+		{
 			name: "duplicates across documents and keys",
 			yaml: envDev + "---\n" + appDoc("crm", "dev") + "---\n" + appDoc("crm", "dev") + "---\napiVersion: appfleet.dev/v1alpha1\napiVersion: x\nkind: Fleet\nmetadata: {name: a}\n",
 			want: []string{
