@@ -439,7 +439,7 @@ func (fl *fleet) build(req Request) (*plan.Plan, error) {
 		Destroy: req.Destroy,
 	})
 	if p != nil {
-		p.Paths = fl.paths
+		p.Paths, p.StateDir = fl.paths, fl.stateDir
 	}
 	return p, err
 }

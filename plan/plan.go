@@ -51,6 +51,9 @@ type Plan struct {
 	// Paths are the manifest paths the plan was made from, absolute, so that applying a saved plan can
 	// read them again (to resolve secrets and check that they did not change since).
 	Paths []string `json:"paths,omitempty"`
+	// StateDir is the state dir the plan observed through, absolute, so that applying a saved plan
+	// observes the same fleet and a hint to plan again can name it.
+	StateDir string `json:"stateDir,omitempty"`
 }
 
 // Summary counts a plan's actions by kind: s[Create] is how many it creates. Text, markdown and JSON

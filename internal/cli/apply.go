@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/appfleet/appfleet/engine"
@@ -61,6 +62,16 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		return err
 	}
 	paths := opts.Args
+	if saved != nil && saved.StateDir != "" {
+		// The plan was made through one state dir; applying it through another would observe another fleet.
+		switch sd := opts.F.StateDir; {
+		case sd == "":
+			opts.F.StateDir = saved.StateDir
+		case absPath(sd) != saved.StateDir:
+			return fmt.Errorf("%s was planned with state dir %s, not %s; apply it with --state-dir %s, or plan again: %s",
+				planFile, saved.StateDir, absPath(sd), shellQuote(saved.StateDir), replanCommand(saved, planFile))
+		}
+	}
 	if saved != nil {
 		if len(opts.Targets) > 0 || opts.Prune || opts.Rebalance {
 			return fmt.Errorf("--target, --prune and --rebalance were fixed when %s was saved; plan again with them instead", planFile)
@@ -86,6 +97,10 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		},
 	}
 	_, err = opts.F.newEngine().Apply(ctx, req, newSink(io, "Apply"))
+	var replan string
+	if saved != nil {
+		replan = replanCommand(saved, planFile)
+	}
 	var (
 		stale       *engine.StaleError
 		loss        *engine.DataLossError
@@ -93,7 +108,7 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 	)
 	switch {
 	case errors.As(err, &stale):
-		return staleError(stale, planFile)
+		return staleError(stale, planFile, replan)
 	case errors.As(err, &loss):
 		return fmt.Errorf("the plan loses data in %s (marked above); %s. Re-run with --allow-data-loss to accept that",
 			addresses(loss.Addresses), unchanged(loss.Pass))
@@ -114,22 +129,67 @@ func unchanged(pass engine.Pass) string {
 	return "nothing was changed"
 }
 
-// staleError says why a saved plan was refused and how to make a fresh one.
-func staleError(e *engine.StaleError, planFile string) error {
+// staleError says why a saved plan was refused and the exact command that makes a fresh one.
+func staleError(e *engine.StaleError, planFile, replan string) error {
 	switch e.What {
 	case engine.StaleManifests:
-		return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Run 'appfleet plan --out %s' again", planFile, planFile)
+		return fmt.Errorf("the manifests changed since %s was saved; nothing was changed. Plan again: %s", planFile, replan)
 	case engine.StaleUnplaced:
-		return fmt.Errorf("%s does not say where app %s goes; run 'appfleet plan --out %s' again", planFile, e.App, planFile)
+		return fmt.Errorf("%s does not say where app %s goes; plan again: %s", planFile, e.App, replan)
 	case engine.StaleSecrets:
-		return fmt.Errorf("secrets changed since %s was saved (%s); nothing was changed. Run 'appfleet plan --out %s' again",
-			planFile, strings.Join(e.Secrets, ", "), planFile)
+		return fmt.Errorf("secrets changed since %s was saved (%s); nothing was changed. Plan again: %s",
+			planFile, strings.Join(e.Secrets, ", "), replan)
 	}
 	var b strings.Builder
 	for _, s := range e.Resources {
 		fmt.Fprintf(&b, "\n  %s", s)
 	}
-	return fmt.Errorf("%s is stale; nothing was changed:%s\nRun 'appfleet plan --out %s' again", planFile, b.String(), planFile)
+	return fmt.Errorf("%s is stale; nothing was changed:%s\nPlan again: %s", planFile, b.String(), replan)
+}
+
+// replanCommand is the command that makes saved again, from the same manifests, state dir and options.
+func replanCommand(saved *plan.Plan, planFile string) string {
+	args := []string{"appfleet", "plan"}
+	for _, p := range saved.Paths {
+		args = append(args, shellQuote(relPath(p)))
+	}
+	for _, t := range saved.Options.Targets {
+		args = append(args, "--target", shellQuote(t))
+	}
+	if saved.Options.Prune {
+		args = append(args, "--prune")
+	}
+	if saved.StateDir != "" {
+		args = append(args, "--state-dir", shellQuote(relPath(saved.StateDir)))
+	}
+	return strings.Join(append(args, "--out", shellQuote(planFile)), " ")
+}
+
+// relPath is p relative to the working directory when it lies below it, else p.
+func relPath(p string) string {
+	wd, err := os.Getwd()
+	if err != nil || !filepath.IsAbs(p) {
+		return p
+	}
+	if r, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return p
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain path characters.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@,+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // addresses lists addresses for a message: "app.a, app.b".
@@ -141,8 +201,19 @@ func addresses(as []plan.Address) string {
 	return strings.Join(names, ", ")
 }
 
-// readSavedPlanArg returns the saved plan when args is exactly one file that holds one.
+// readSavedPlanArg returns the saved plan when args is exactly one file that holds one. A saved plan
+// among other paths, or a JSON plan (plan -o json) where a saved plan is expected, is an error that
+// says what to do instead.
 func readSavedPlanArg(args []string) (*plan.Plan, string, error) {
+	for _, a := range args {
+		head := fileHead(a)
+		switch {
+		case looksLikeJSONPlan(head):
+			return nil, "", fmt.Errorf("%s is a JSON plan (plan -o json), for tools to read; apply takes a file written by 'appfleet plan --out FILE'", a)
+		case len(args) > 1 && looksLikeSavedPlan(head):
+			return nil, "", fmt.Errorf("%s is a saved plan, and a saved plan is applied on its own: 'appfleet apply %s' (it records the manifests it was made from)", a, a)
+		}
+	}
 	if len(args) != 1 {
 		return nil, "", nil
 	}
@@ -155,20 +226,35 @@ func readSavedPlanArg(args []string) (*plan.Plan, string, error) {
 		return nil, "", err
 	}
 	defer f.Close()
-	head := make([]byte, 512)
-	n, _ := io.ReadFull(f, head)
-	head = head[:n]
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, "", err
-	}
 	p, err := plan.Load(f)
-	if errors.Is(err, plan.ErrNotAPlan) && !looksLikeSavedPlan(head) {
+	if errors.Is(err, plan.ErrNotAPlan) && !looksLikeSavedPlan(fileHead(args[0])) {
 		return nil, "", nil // a manifest file
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read saved plan %s: %w; it is damaged or was not written by 'appfleet plan --out': plan again", args[0], err)
 	}
 	return p, args[0], nil
+}
+
+// fileHead returns the first bytes of a regular file, or nil.
+func fileHead(path string) []byte {
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	return head[:n]
+}
+
+// looksLikeJSONPlan reports whether a file's first bytes are those of a JSON plan (Terraform's format).
+func looksLikeJSONPlan(head []byte) bool {
+	t := bytes.TrimLeft(head, " \t\r\n")
+	return bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"format_version"`)) && !bytes.Contains(t, []byte(`"appfleet-plan"`))
 }
 
 // looksLikeSavedPlan reports whether a file's first bytes are those of a saved plan (a JSON object
