@@ -171,6 +171,23 @@ func TestExampleEndToEnd(t *testing.T) {
 	ep = endpointOf(t, binary, dir, "dev")
 	assert.Contains(t, eventuallyRecords(t, ep+"/apps/notes/api/notes", 1), "kept")
 
+	// The health check is the binary itself (the image has no shell): the container becomes healthy.
+	require.Eventually(t, func() bool {
+		res, err := cli.ContainerInspect(t.Context(), ctr, client.ContainerInspectOptions{})
+		return err == nil && res.Container.State.Health != nil && res.Container.State.Health.Status == "healthy"
+	}, 60*time.Second, 500*time.Millisecond, "the container's health check passes")
+
+	// docker rm -f: the next apply creates the container again on the volume it left, data kept.
+	_, err = cli.ContainerRemove(t.Context(), ctr, client.ContainerRemoveOptions{Force: true})
+	require.NoError(t, err)
+	r = appfleet(t, binary, dir, "plan", "--detailed-exitcode")
+	require.Equal(t, 2, r.code, r.stdout+r.stderr)
+	assert.Contains(t, r.stdout, "+ environment.dev")
+	must(t, binary, dir, "apply", "--yes")
+	ep = endpointOf(t, binary, dir, "dev")
+	assert.Contains(t, eventuallyRecords(t, ep+"/apps/notes/api/notes", 1), "kept")
+	firstID, _ = containerOf(t, cli, ctr)
+
 	// memory: the plan says the container is updated in place, and it is: same container, new limit.
 	replaceIn(t, envFile, "memory: 256Mi", "memory: 384Mi")
 	r = appfleet(t, binary, dir, "plan", "--detailed-exitcode")
