@@ -35,6 +35,8 @@ const (
 type FleetPerformer struct {
 	// Fleet names the fleet; every app written is labelled spec.LabelFleet=Fleet.
 	Fleet string
+	// Labels are put on every app written, beside the declared ones and the fleet's.
+	Labels map[string]string
 	// Providers holds each environment's provider by environment name, undeclared ones included.
 	Providers map[string]providers.Provider
 	// Envs are the declared environments by name.
@@ -205,6 +207,7 @@ func (f *FleetPerformer) labels(app spec.App) map[string]string {
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	maps.Copy(labels, f.Labels)
 	if f.Fleet != "" {
 		labels[spec.LabelFleet] = f.Fleet
 	}

@@ -77,6 +77,9 @@ type Request struct {
 	// Holder names who holds the state dir's lock during Apply, shown to whoever finds it taken; default
 	// "appfleet apply" (or "appfleet destroy").
 	Holder string
+	// Labels are put on every app Apply writes, beside the declared ones (the daemon records the git
+	// commit it applies). The planner ignores appfleet.dev/ labels, so a change of them alone is no change.
+	Labels map[string]string
 }
 
 // Pass says which plan of one Apply an event or error is about.
@@ -99,6 +102,9 @@ type Result struct {
 	StateDir string
 	// Snapshot is the last observation.
 	Snapshot plan.Snapshot
+	// Endpoints are the management APIs (with tokens) of the environments of the last observation, by
+	// name: what a caller that follows the runtimes (the daemon's event streams) connects to.
+	Endpoints map[string]providers.Endpoint
 	// Plan is the last plan built (nil for Observe); for an Apply that converged in two passes, the second.
 	Plan *plan.Plan
 	// Applied holds the executor's result of each pass that was carried out, in order.
@@ -300,6 +306,7 @@ func (fl *fleet) pass(ctx context.Context, req Request, pass Pass, p *plan.Plan,
 	if err != nil {
 		return err
 	}
+	perf.Labels = req.Labels
 	par := req.Parallelism
 	if par <= 0 {
 		par = fl.manifests.Parallelism()
@@ -462,7 +469,7 @@ func (fl *fleet) checkSaved(saved *plan.Plan) error {
 }
 
 func (fl *fleet) result(p *plan.Plan, applied ...apply.Result) *Result {
-	return &Result{Manifests: fl.manifests, StateDir: fl.stateDir, Snapshot: fl.observed.Snapshot, Plan: p, Applied: applied}
+	return &Result{Manifests: fl.manifests, StateDir: fl.stateDir, Snapshot: fl.observed.Snapshot, Endpoints: fl.observed.Endpoints, Plan: p, Applied: applied}
 }
 
 // performer builds the executor's view of the fleet: a provider per environment the plan acts in

@@ -20,4 +20,9 @@ const (
 	// LabelAppSet is the label every app an AppSet generates carries: the AppSet's name. It is set by
 	// loading, never written in a manifest.
 	LabelAppSet = ReservedLabelPrefix + "appset"
+	// LabelCommit records the git commit whose apply last wrote an app (appfleet watch, and any apply
+	// asked to record one). A new commit that does not change an app does not rewrite it, so each app
+	// names the commit that last changed it; the planner, like for every reserved label, shows no drift
+	// for it.
+	LabelCommit = ReservedLabelPrefix + "commit"
 )
