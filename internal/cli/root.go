@@ -111,6 +111,7 @@ appfleet compares that with what really runs, prints a plan, and applies it.`,
 		newDestroyCmd(f),
 		newStatusCmd(f),
 		newRuntimeCmd(f),
+		newWatchCmd(f),
 	)
 	return cmd
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -151,19 +150,9 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 			return fmt.Errorf("%s must not be negative (0 means the default)", f.name)
 		}
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(opts.LogLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: use debug, info, warn or error", opts.LogLevel)
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	var logger *slog.Logger
-	switch opts.LogFormat {
-	case "json":
-		logger = slog.New(slog.NewJSONHandler(opts.IO.ErrOut, hopts))
-	case "text":
-		logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, hopts))
-	default:
-		return fmt.Errorf("--log-format %q: use json or text", opts.LogFormat)
+	logger, err := newLogger(opts.IO.ErrOut, opts.LogFormat, opts.LogLevel)
+	if err != nil {
+		return err
 	}
 
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {

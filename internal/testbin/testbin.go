@@ -1,11 +1,13 @@
 package testbin
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	// The binary is built from the command line and everything under it. Importing it here makes every
@@ -50,4 +52,23 @@ func Main(m *testing.M, bin *string) int {
 		return 1
 	}
 	return m.Run()
+}
+
+// Output collects a process's output (its Stdout or Stderr) while a test reads it.
+type Output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *Output) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(b)
+}
+
+// String is everything written so far.
+func (o *Output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
