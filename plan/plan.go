@@ -54,6 +54,16 @@ type Plan struct {
 	// StateDir is the state dir the plan observed through, absolute, so that applying a saved plan
 	// observes the same fleet and a hint to plan again can name it.
 	StateDir string `json:"stateDir,omitempty"`
+	// Git is the git commit the manifests were planned from, when they are in a git work tree; Dirty says
+	// that files under them differed from that commit.
+	Git *GitSource `json:"git,omitempty"`
+}
+
+// GitSource is the git commit a plan was made from.
+type GitSource struct {
+	Commit string `json:"commit"`
+	Branch string `json:"branch,omitempty"`
+	Dirty  bool   `json:"dirty,omitempty"`
 }
 
 // Summary counts a plan's actions by kind: s[Create] is how many it creates. Text, markdown and JSON

@@ -253,3 +253,59 @@ func redactErr(err error, rawURL string) string {
 	}
 	return msg
 }
+
+// WorkTree describes the git work tree a directory is in: the commit checked out, and whether files under
+// the directory differ from it (changed, added or not yet committed).
+type WorkTree struct {
+	Commit string `json:"commit"`
+	Branch string `json:"branch,omitempty"`
+	// Dirty is true when files under the directory differ from Commit: the commit does not describe them.
+	Dirty bool `json:"dirty,omitempty"`
+}
+
+// WorkTreeOf returns the work tree dir is in; ok is false when dir is in none (or the repository has no
+// commit yet).
+func WorkTreeOf(dir string) (wt WorkTree, ok bool, err error) {
+	repo, err := git.PlainOpenWithOptions(dir, &git.PlainOpenOptions{DetectDotGit: true})
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		return WorkTree{}, false, nil
+	}
+	if err != nil {
+		return WorkTree{}, false, err
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return WorkTree{}, false, nil // no commit yet
+	}
+	wt.Commit = head.Hash().String()
+	if head.Name().IsBranch() {
+		wt.Branch = head.Name().Short()
+	}
+	w, err := repo.Worktree()
+	if err != nil {
+		return wt, true, nil // a bare repository: nothing can differ
+	}
+	status, err := w.Status()
+	if err != nil {
+		return wt, true, fmt.Errorf("git status: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return wt, true, err
+	}
+	rel, err := filepath.Rel(w.Filesystem.Root(), abs)
+	if err != nil {
+		return wt, true, err
+	}
+	prefix := filepath.ToSlash(rel)
+	for path, st := range status {
+		if st.Worktree == git.Unmodified && st.Staging == git.Unmodified {
+			continue
+		}
+		if prefix == "." || path == prefix || strings.HasPrefix(path, prefix+"/") {
+			wt.Dirty = true
+			break
+		}
+	}
+	return wt, true, nil
+}

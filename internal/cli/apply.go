@@ -12,6 +12,7 @@ import (
 
 	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/spec"
 	"github.com/spf13/cobra"
 )
 
@@ -95,6 +96,10 @@ func runApply(ctx context.Context, opts *applyOptions) error {
 		Approve: func(ctx context.Context, pass engine.Pass, _ *plan.Plan) error {
 			return confirmChange(ctx, io, opts.Yes, "Apply these changes?", "apply cancelled; "+unchanged(pass))
 		},
+	}
+	if saved != nil && saved.Git != nil && !saved.Git.Dirty {
+		// The saved plan was made from a commit: every app it writes records that commit.
+		req.Labels = map[string]string{spec.LabelCommit: saved.Git.Commit}
 	}
 	_, err = opts.F.newEngine().Apply(ctx, req, newSink(io, "Apply"))
 	var replan string

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/appfleet/appfleet/engine"
+	"github.com/appfleet/appfleet/gitops/gitsync"
 	"github.com/appfleet/appfleet/plan"
 	"github.com/spf13/cobra"
 )
@@ -68,6 +69,7 @@ func runPlan(ctx context.Context, opts *planOptions) error {
 		return blocked(opts.F.IO.ErrOut, err)
 	}
 	if opts.Out != "" {
+		recordCommit(opts.F.IO, p, res.Manifests.Root)
 		if err := savePlan(opts.Out, p); err != nil {
 			return err
 		}
@@ -97,4 +99,21 @@ func savePlan(path string, p *plan.Plan) error {
 		return fmt.Errorf("save plan to %s: %w", path, err)
 	}
 	return nil
+}
+
+// recordCommit records in a plan about to be saved the git commit its manifests are checked out at, so
+// that applying it can label every app it writes with that commit. Manifests outside a work tree record
+// none; uncommitted changes under them are recorded as dirty, with a warning.
+func recordCommit(io *IOStreams, p *plan.Plan, root string) {
+	wt, ok, err := gitsync.WorkTreeOf(root)
+	if err != nil {
+		fmt.Fprintf(io.ErrOut, "Warning: cannot read the git work tree of %s: %v\n", root, err)
+	}
+	if !ok {
+		return
+	}
+	p.Git = &plan.GitSource{Commit: wt.Commit, Branch: wt.Branch, Dirty: wt.Dirty}
+	if wt.Dirty {
+		fmt.Fprintf(io.ErrOut, "Warning: the manifests under %s have uncommitted changes; the plan records commit %.12s, which does not hold them.\n", root, wt.Commit)
+	}
 }
