@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -189,26 +190,34 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 	if err != nil {
 		return fail("prepare terraform", err)
 	}
-	pl, planFile, changes, err := p.plan(ctx, w)
+	planFile, changes, err := p.plan(ctx, w)
 	if err != nil {
 		return fail("plan", err)
+	}
+	if !changes && localBackend(env) {
+		// Nothing to change: the state on disk is what the plan compared against, so it is read instead
+		// of the plan (`terraform show -json` costs about as much as the plan). Drift that changes nothing
+		// is then not shown, as Terraform's own plan does not make it a change.
+		if vals, ok := readStateFile(filepath.Join(dir, "terraform.tfstate")); ok {
+			obs, st, err := p.fromState(ctx, env, w, dir, vals)
+			if err != nil || obs.Running || len(st.module) == 0 {
+				return obs, err
+			}
+			// It does not answer: plan its replacement, below.
+		}
+	}
+	pl, err := w.tf.ShowPlanFile(ctx, planFile)
+	if err != nil {
+		return fail("read plan", tfError("show", err))
 	}
 	var prior *tfjson.StateValues
 	if pl.PriorState != nil {
 		prior = pl.PriorState.Values
 	}
-	st := readState(prior)
-	if !st.exists {
-		return providers.Observed{}, fmt.Errorf("environment %q: %w", name, providers.ErrNotFound)
+	obs, st, err := p.fromState(ctx, env, w, dir, prior)
+	if err != nil {
+		return obs, err
 	}
-	if st.token != "" && st.token != w.token && !declaredToken(env) {
-		// The state holds the token (another machine applied first): use it from now on.
-		if err := w.setToken(st.token); err != nil {
-			return fail("write var file", err)
-		}
-	}
-	obs := p.observed(name, dir, st.fleet, st.specHash, st.spec, st.endpoint, w.token)
-	obs.Running = answers(ctx, st.endpoint, w.token)
 	dead := ""
 	if !obs.Running && len(st.module) > 0 {
 		// The runtime does not answer: plan the module's resources replaced, which starts it again where
@@ -217,8 +226,11 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 		if st.endpoint == "" {
 			dead = "the module gives no endpoint"
 		}
-		if pl, planFile, changes, err = p.plan(ctx, w, st.module...); err != nil {
+		if planFile, changes, err = p.plan(ctx, w, st.module...); err != nil {
 			return fail("plan the runtime's replacement", err)
+		}
+		if pl, err = w.tf.ShowPlanFile(ctx, planFile); err != nil {
+			return fail("read plan", tfError("show", err))
 		}
 	}
 	obs.Changes = nestedChanges(pl, w.token)
@@ -236,21 +248,114 @@ func (p *Provider) Observe(ctx context.Context, env spec.Environment) (providers
 	return obs, nil
 }
 
+// fromState is what Observe reports from the state a plan started from: ErrNotFound when it holds
+// nothing, else the environment as the state records it and whether its runtime answers. A token the
+// state holds (another machine applied first) replaces the var file's.
+func (p *Provider) fromState(ctx context.Context, env spec.Environment, w *workdir, dir string, vals *tfjson.StateValues) (providers.Observed, stateView, error) {
+	name := env.Metadata.Name
+	st := readState(vals)
+	if !st.exists {
+		return providers.Observed{}, st, fmt.Errorf("environment %q: %w", name, providers.ErrNotFound)
+	}
+	if st.token != "" && st.token != w.token && !declaredToken(env) {
+		if err := w.setToken(st.token); err != nil {
+			return providers.Observed{}, st, fmt.Errorf("environment %q: write var file: %w", name, err)
+		}
+	}
+	obs := p.observed(name, dir, st.fleet, st.specHash, st.spec, st.endpoint, w.token)
+	obs.Running = answers(ctx, st.endpoint, w.token)
+	return obs, st, nil
+}
+
 // plan runs terraform plan (refreshing the state; replacing the given resources) into a plan file in
-// the working dir and reads it back; changes is whether the plan changes anything.
-func (p *Provider) plan(ctx context.Context, w *workdir, replace ...string) (pl *tfjson.Plan, planFile string, changes bool, err error) {
+// the working dir; changes is whether the plan changes anything.
+func (p *Provider) plan(ctx context.Context, w *workdir, replace ...string) (planFile string, changes bool, err error) {
 	planFile = filepath.Join(w.dir, filePlan)
 	opts := []tfexec.PlanOption{tfexec.VarFile(w.vars), tfexec.Out(planFile), tfexec.Refresh(true)}
 	for _, addr := range replace {
 		opts = append(opts, tfexec.Replace(addr))
 	}
 	if changes, err = w.tf.Plan(ctx, opts...); err != nil {
-		return nil, "", false, tfError("plan", err)
+		return "", false, tfError("plan", err)
 	}
-	if pl, err = w.tf.ShowPlanFile(ctx, planFile); err != nil {
-		return nil, "", false, tfError("show", err)
+	return planFile, changes, nil
+}
+
+// readStateFile reads a local state file (format version 4) into the shape `terraform show -json`
+// gives, for readState; ok is false when it cannot (absent, another version).
+func readStateFile(path string) (*tfjson.StateValues, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, false
 	}
-	return pl, planFile, changes, nil
+	var f struct {
+		Version int `json:"version"`
+		Outputs map[string]struct {
+			Value     any  `json:"value"`
+			Sensitive bool `json:"sensitive"`
+		} `json:"outputs"`
+		Resources []struct {
+			Module    string `json:"module"`
+			Mode      string `json:"mode"`
+			Type      string `json:"type"`
+			Name      string `json:"name"`
+			Instances []struct {
+				IndexKey   any            `json:"index_key"`
+				Attributes map[string]any `json:"attributes"`
+			} `json:"instances"`
+		} `json:"resources"`
+	}
+	if json.Unmarshal(b, &f) != nil || f.Version != 4 {
+		return nil, false
+	}
+	vals := &tfjson.StateValues{Outputs: map[string]*tfjson.StateOutput{}, RootModule: &tfjson.StateModule{}}
+	for n, o := range f.Outputs {
+		vals.Outputs[n] = &tfjson.StateOutput{Value: o.Value, Sensitive: o.Sensitive}
+	}
+	children := map[string]*tfjson.StateModule{}
+	for _, r := range f.Resources {
+		mode := tfjson.ManagedResourceMode
+		if r.Mode == "data" {
+			mode = tfjson.DataResourceMode
+		}
+		for _, in := range r.Instances {
+			addr := r.Type + "." + r.Name
+			if mode == tfjson.DataResourceMode {
+				addr = "data." + addr
+			}
+			switch k := in.IndexKey.(type) {
+			case string:
+				addr += "[" + strconv.Quote(k) + "]"
+			case float64:
+				addr += "[" + strconv.FormatFloat(k, 'f', -1, 64) + "]"
+			}
+			if r.Type == "terraform_data" {
+				// Its input and output are dynamically typed: the state file wraps them with their type.
+				for _, k := range []string{"input", "output"} {
+					if w, ok := in.Attributes[k].(map[string]any); ok && len(w) == 2 && w["type"] != nil {
+						if v, ok := w["value"]; ok {
+							in.Attributes[k] = v
+						}
+					}
+				}
+			}
+			res := &tfjson.StateResource{Mode: mode, Type: r.Type, Name: r.Name, AttributeValues: in.Attributes}
+			if r.Module == "" {
+				res.Address = addr
+				vals.RootModule.Resources = append(vals.RootModule.Resources, res)
+				continue
+			}
+			res.Address = r.Module + "." + addr
+			m := children[r.Module]
+			if m == nil {
+				m = &tfjson.StateModule{Address: r.Module}
+				children[r.Module] = m
+				vals.RootModule.ChildModules = append(vals.RootModule.ChildModules, m)
+			}
+			m.Resources = append(m.Resources, res)
+		}
+	}
+	return vals, true
 }
 
 // keepPlan moves a plan file to plans/<id>.tfplan in the working dir (0700; a plan file holds what the

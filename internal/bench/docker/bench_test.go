@@ -116,31 +116,6 @@ func writeFleet(b *testing.B, dir string, apps, envs int, provider string) {
 	}
 }
 
-func appfleet(b *testing.B, bin, dir string, args ...string) fleet.Result {
-	b.Helper()
-	res, err := fleet.Run(b.Context(), dir, []string{"NO_COLOR=1", "APPFLEET_STATE_DIR="}, bin, args...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return res
-}
-
-func must(b *testing.B, bin, dir string, args ...string) fleet.Result {
-	b.Helper()
-	res := appfleet(b, bin, dir, args...)
-	if res.Exit != 0 {
-		b.Fatalf("appfleet %v: exit %d\n%s\n%s", args, res.Exit, fleet.Tail(res.Stdout, 20), fleet.Tail(res.Stderr, 20))
-	}
-	return res
-}
-
-func logLoad(b *testing.B) {
-	b.Helper()
-	b.Logf("load average %s at %s", fleet.LoadAverage(), time.Now().Format(time.RFC3339))
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 // BenchmarkEnvironmentCreate times `appfleet apply --yes` of one docker environment with no apps, from
 // nothing to a runtime that answers: with a cold image build (each iteration's binary differs by a few
 // trailing bytes, so the host has no image for it) and with the image cached. The environment is
@@ -153,12 +128,12 @@ func BenchmarkEnvironmentCreate(b *testing.B) {
 			name = "cold"
 		}
 		b.Run("image="+name, func(b *testing.B) {
-			logLoad(b)
+			fleet.LogLoad(b)
 			if !cold {
 				warm := newFleet(b, root, "warm")
 				writeFleet(b, warm, 0, 1, "docker")
-				must(b, bin, warm, "apply", "--yes")
-				must(b, bin, warm, "destroy", "--yes")
+				fleet.Must(b, bin, warm, "apply", "--yes")
+				fleet.Must(b, bin, warm, "destroy", "--yes")
 			}
 			var total time.Duration
 			iters := 0
@@ -171,15 +146,15 @@ func BenchmarkEnvironmentCreate(b *testing.B) {
 				dir := newFleet(b, root, "create")
 				writeFleet(b, dir, 0, 1, "docker")
 				b.StartTimer()
-				res := must(b, use, dir, "apply", "--yes")
+				res := fleet.Must(b, use, dir, "apply", "--yes")
 				b.StopTimer()
 				total += res.Duration
 				iters++
-				must(b, use, dir, "destroy", "--yes")
+				fleet.Must(b, use, dir, "destroy", "--yes")
 				b.StartTimer()
 			}
-			b.ReportMetric(ms(total/time.Duration(iters)), "ms/create")
-			logLoad(b)
+			b.ReportMetric(fleet.Ms(total/time.Duration(iters)), "ms/create")
+			fleet.LogLoad(b)
 		})
 	}
 }
@@ -209,7 +184,7 @@ func variant(b *testing.B, root, bin string) string {
 // and the fleet is destroyed, timer stopped.
 func BenchmarkApply200(b *testing.B) {
 	root, bin := setup(b)
-	logLoad(b)
+	fleet.LogLoad(b)
 	var total, cpu time.Duration
 	iters := 0
 	for b.Loop() {
@@ -217,18 +192,18 @@ func BenchmarkApply200(b *testing.B) {
 		dir := newFleet(b, root, "apply")
 		writeFleet(b, dir, 200, 1, "docker")
 		b.StartTimer()
-		res := must(b, bin, dir, "apply", "--yes")
+		res := fleet.Must(b, bin, dir, "apply", "--yes")
 		b.StopTimer()
 		total += res.Duration
 		cpu += res.CPU
 		iters++
-		must(b, bin, dir, "plan", "--detailed-exitcode")
-		must(b, bin, dir, "destroy", "--yes")
+		fleet.Must(b, bin, dir, "plan", "--detailed-exitcode")
+		fleet.Must(b, bin, dir, "destroy", "--yes")
 		b.StartTimer()
 	}
-	b.ReportMetric(ms(total/time.Duration(iters)), "ms/apply")
-	b.ReportMetric(ms(cpu/time.Duration(iters)), "cpu-ms/apply")
-	logLoad(b)
+	b.ReportMetric(fleet.Ms(total/time.Duration(iters)), "ms/apply")
+	b.ReportMetric(fleet.Ms(cpu/time.Duration(iters)), "cpu-ms/apply")
+	fleet.LogLoad(b)
 }
 
 // BenchmarkNoopPlan times `appfleet plan --detailed-exitcode` of 10 docker environments of 100 apps each,
@@ -243,12 +218,12 @@ func BenchmarkNoopPlan(b *testing.B) {
 	writeFleet(b, dockerDir, 1000, 10, "docker")
 	writeFleet(b, localDir, 1000, 10, "local")
 	defer func() {
-		appfleet(b, bin, dockerDir, "destroy", "--yes")
-		appfleet(b, bin, localDir, "destroy", "--yes")
+		fleet.Appfleet(b, bin, dockerDir, "destroy", "--yes")
+		fleet.Appfleet(b, bin, localDir, "destroy", "--yes")
 	}()
-	must(b, bin, dockerDir, "apply", "--yes")
-	must(b, bin, localDir, "apply", "--yes")
-	logLoad(b)
+	fleet.Must(b, bin, dockerDir, "apply", "--yes")
+	fleet.Must(b, bin, localDir, "apply", "--yes")
+	fleet.LogLoad(b)
 	var dk, dkCPU, dkCold, lc time.Duration
 	iters := 0
 	for b.Loop() {
@@ -257,31 +232,31 @@ func BenchmarkNoopPlan(b *testing.B) {
 		if err := os.RemoveAll(filepath.Join(dockerDir, ".appfleet")); err != nil {
 			b.Fatal(err)
 		}
-		res := must(b, bin, dockerDir, "plan", "--detailed-exitcode")
+		res := fleet.Must(b, bin, dockerDir, "plan", "--detailed-exitcode")
 		dkCold += res.Duration
 		b.StartTimer()
-		res = must(b, bin, dockerDir, "plan", "--detailed-exitcode")
+		res = fleet.Must(b, bin, dockerDir, "plan", "--detailed-exitcode")
 		dk += res.Duration
 		dkCPU += res.CPU
 		b.StopTimer()
-		res = must(b, bin, localDir, "plan", "--detailed-exitcode")
+		res = fleet.Must(b, bin, localDir, "plan", "--detailed-exitcode")
 		lc += res.Duration
 		b.StartTimer()
 		iters++
 	}
 	dkMean, lcMean := dk/time.Duration(iters), lc/time.Duration(iters)
 	ratio := float64(dkMean) / float64(lcMean)
-	b.ReportMetric(ms(dkMean), "docker-ms/plan")
-	b.ReportMetric(ms(dkCPU/time.Duration(iters)), "docker-cpu-ms/plan")
-	b.ReportMetric(ms(dkCold/time.Duration(iters)), "docker-fresh-checkout-ms/plan")
-	b.ReportMetric(ms(lcMean), "local-ms/plan")
+	b.ReportMetric(fleet.Ms(dkMean), "docker-ms/plan")
+	b.ReportMetric(fleet.Ms(dkCPU/time.Duration(iters)), "docker-cpu-ms/plan")
+	b.ReportMetric(fleet.Ms(dkCold/time.Duration(iters)), "docker-fresh-checkout-ms/plan")
+	b.ReportMetric(fleet.Ms(lcMean), "local-ms/plan")
 	b.ReportMetric(ratio, "docker/local")
 	verdict := "met"
 	if ratio > planRatioGoal {
 		verdict = "missed"
 	}
 	b.Logf("no-op plan of 10 x 100 apps: docker %s, local %s, ratio %.2f (goal <= %.1f: %s)", dkMean.Round(time.Millisecond), lcMean.Round(time.Millisecond), ratio, planRatioGoal, verdict)
-	logLoad(b)
+	fleet.LogLoad(b)
 }
 
 func digest(path string) string {

@@ -31,6 +31,18 @@ func WriteManifests(dir string, apps, envs int) error {
 	return nil
 }
 
+// SetProvider rewrites the environments WriteManifests wrote in dir to use another provider: block is the
+// YAML that replaces "provider: local" in each spec, indented by two spaces, such as
+// "provider: terraform\n  terraform: {module: /path}".
+func SetProvider(dir, block string) error {
+	path := filepath.Join(dir, "environments.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(strings.ReplaceAll(string(data), "  provider: local\n", "  "+block+"\n")), 0o644)
+}
+
 // writeEnvironments makes dir and dir/sub (where the apps go) and writes envs local environments
 // labelled tier: bench into dir/environments.yaml.
 func writeEnvironments(dir, sub string, apps, envs int) error {
