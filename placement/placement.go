@@ -29,7 +29,7 @@ type Result struct {
 }
 
 // ErrFull is what Place's error matches (errors.Is) when some app has no matching environment with room.
-var ErrFull = errors.New("no matching environment has room")
+var ErrFull = errors.New("the fleet is full")
 
 // env is one declared environment as placement sees it.
 type env struct {

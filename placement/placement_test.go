@@ -107,7 +107,7 @@ func TestPlace_FullFleetNamesTheAppSet(t *testing.T) {
 	envs := []spec.Environment{environment("p1", 1, prod), environment("p2", 1, prod)}
 	r, err := Place(tenants(3, spec.StrategySpread), envs, plan.Snapshot{}, Options{})
 	require.ErrorIs(t, err, ErrFull)
-	assert.Equal(t, `no matching environment has room: app "t02" (AppSet "tenants", tenants.yaml:9:11): no environment matching {tier=prod} has room `+
+	assert.Equal(t, `the fleet is full: app "t02" (AppSet "tenants", tenants.yaml:9:11): no environment matching {tier=prod} has room `+
 		`(p1 holds 1 of 1, p2 holds 1 of 1); raise their runtime.maxApps or add an environment with matching labels`, err.Error())
 	assert.Len(t, r.Apps, 2, "the apps that fit are placed")
 }
