@@ -142,6 +142,9 @@ type DockerSpec struct {
 	Publish string     `yaml:"publish,omitempty" json:"publish,omitempty"`
 	Memory  string     `yaml:"memory,omitempty" json:"memory,omitempty"`
 	CPUs    string     `yaml:"cpus,omitempty" json:"cpus,omitempty"`
+	// Endpoint is the management API's base URL as this machine reaches it, when that is not the
+	// published address (a tcp:// host behind NAT or a proxy); default: derived from the host and publish.
+	Endpoint string `yaml:"endpoint,omitempty" json:"endpoint,omitempty"`
 }
 
 // DockerTLS names the PEM files of a tcp:// Docker host's TLS: the CA that signed the daemon's

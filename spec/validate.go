@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -408,6 +409,12 @@ func (v *validator) docker(doc *document, d *DockerSpec) {
 		if _, _, err := d.PublishAddr(); err != nil {
 			v.errorf(doc, "spec.docker.publish", "Write host:port such as 127.0.0.1:7410, or a port.",
 				"invalid spec.docker.publish %q in %s: %v", truncate(d.Publish, 80), doc.what, err)
+		}
+	}
+	if d.Endpoint != "" {
+		if u, err := url.Parse(d.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			v.errorf(doc, "spec.docker.endpoint", "Write the base URL this machine reaches the runtime at, such as https://runtime.example.test or http://10.0.0.5:7410.",
+				"invalid spec.docker.endpoint %q in %s", truncate(d.Endpoint, 80), doc.what)
 		}
 	}
 	if d.Memory != "" {

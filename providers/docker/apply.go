@@ -217,7 +217,7 @@ func (p *Provider) Apply(ctx context.Context, env spec.Environment) (providers.E
 			return fail("start container "+cur.name, err)
 		}
 	}
-	url, err := p.waitReady(ctx, h, cur, token)
+	url, err := p.waitReady(ctx, h, cur, token, dockerEndpoint(env))
 	if err != nil {
 		return fail("runtime in container "+cur.name, err)
 	}
@@ -366,7 +366,7 @@ func (p *Provider) ensureToken(ctx context.Context, h *host, env spec.Environmen
 
 // waitReady waits until the container's management API answers /readyz and accepts the token, and
 // returns its URL. A container that stops meanwhile fails at once, with the end of its log.
-func (p *Provider) waitReady(ctx context.Context, h *host, c *current, token string) (string, error) {
+func (p *Provider) waitReady(ctx context.Context, h *host, c *current, token, endpoint string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.readyTimeout)
 	defer cancel()
 	var last error
@@ -384,7 +384,7 @@ func (p *Provider) waitReady(ctx context.Context, h *host, c *current, token str
 			}
 			return "", errors.New(msg)
 		case cur.running():
-			url, _, err := p.endpointOf(h, cur)
+			url, _, err := p.endpointOf(h, cur, endpoint)
 			if err != nil {
 				return "", err
 			}
@@ -416,3 +416,10 @@ func sortStrings(s []string) { slices.Sort(s) }
 
 // specHash is spec.Environment.SpecHash of a bare spec.
 func specHash(s spec.EnvironmentSpec) string { return spec.Environment{Spec: s}.SpecHash() }
+
+func dockerEndpoint(env spec.Environment) string {
+	if env.Spec.Docker == nil {
+		return ""
+	}
+	return env.Spec.Docker.Endpoint
+}

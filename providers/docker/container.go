@@ -105,7 +105,11 @@ func (p *Provider) observed(ctx context.Context, h *host, c *current, declared *
 		obs.SpecHash = specHash(*s)
 	}
 	if c.running() {
-		if url, addr, err := p.endpointOf(h, c); err == nil {
+		endpoint := ""
+		if obs.Spec != nil && obs.Spec.Docker != nil {
+			endpoint = obs.Spec.Docker.Endpoint
+		}
+		if url, addr, err := p.endpointOf(h, c, endpoint); err == nil {
 			obs.Endpoint.URL = url
 			obs.Detail["published"] = addr
 		} else {
@@ -137,6 +141,10 @@ func (c *current) observedSpec(declared *spec.Environment) *spec.EnvironmentSpec
 	}
 	memory := func(s string) (int64, error) { return spec.DockerSpec{Memory: s}.MemoryBytes() }
 	cpus := func(s string) (int64, error) { return spec.DockerSpec{CPUs: s}.NanoCPUs() }
+	// The endpoint is how this machine reaches the container, nothing the container has: the declared one.
+	if declared != nil {
+		d.Endpoint = want.Endpoint
+	}
 	d.Memory = limitText(hc.Memory, d.Memory, want.Memory, memory, func(n int64) string { return strconv.FormatInt(n, 10) + "b" })
 	d.CPUs = limitText(hc.NanoCPUs, d.CPUs, want.CPUs, cpus, func(n int64) string {
 		return strconv.FormatFloat(float64(n)/1e9, 'f', -1, 64)
@@ -179,7 +187,9 @@ func shortID(id string) string {
 
 // endpointOf returns the base URL this machine reaches the container's management API at, and the
 // address it is published on, as the host sees it.
-func (p *Provider) endpointOf(h *host, c *current) (url, published string, err error) {
+//
+// endpoint, when not empty, is the declared spec.docker.endpoint, which replaces the derived URL.
+func (p *Provider) endpointOf(h *host, c *current, endpoint string) (url, published string, err error) {
 	var bindings []network.PortBinding
 	if c.info.NetworkSettings != nil {
 		bindings = c.info.NetworkSettings.Ports[runtimePortKey]
@@ -198,6 +208,9 @@ func (p *Provider) endpointOf(h *host, c *current) (url, published string, err e
 	}
 	ip := b.HostIP
 	published = net.JoinHostPort(ipText(ip), b.HostPort)
+	if endpoint != "" {
+		return strings.TrimRight(endpoint, "/"), published, nil
+	}
 	switch h.scheme {
 	case "ssh":
 		target := "127.0.0.1"

@@ -171,3 +171,34 @@ spec:
 	ep := endpointOf(t, binary, dir, "good")
 	eventuallyRecords(t, ep+"/apps/kept/api/items", 0)
 }
+
+// TestDeclaredEndpoint: spec.docker.endpoint replaces the URL derived from the published port, and
+// changing it changes nothing on the host (it is how this machine reaches the runtime).
+func TestDeclaredEndpoint(t *testing.T) {
+	cli := engine(t)
+	p := newProvider(t, uniqueFleet(t, cli))
+	addr := closedPort(t)
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	env := newEnv("dev")
+	env.Spec.Docker.Publish = addr
+	env.Spec.Docker.Endpoint = "http://localhost:" + port + "/"
+	t.Cleanup(func() { _ = p.Destroy(context.Background(), env) })
+	ep, err := p.Apply(t.Context(), env)
+	require.NoError(t, err)
+	assert.Equal(t, "http://localhost:"+port, ep.URL)
+	obs, err := p.Observe(t.Context(), env)
+	require.NoError(t, err)
+	assert.Equal(t, ep, obs.Endpoint)
+	assert.Equal(t, env.SpecHash(), obs.SpecHash)
+
+	moved := env
+	d := *env.Spec.Docker
+	d.Endpoint = "http://127.0.0.1:" + port
+	moved.Spec.Docker = &d
+	obs, err = p.Observe(t.Context(), moved)
+	require.NoError(t, err)
+	assert.Equal(t, moved.SpecHash(), obs.SpecHash, "a new endpoint is no change of the container")
+	assert.Empty(t, obs.Changes)
+	assert.Equal(t, "http://127.0.0.1:"+port, obs.Endpoint.URL)
+}
