@@ -708,6 +708,28 @@ func (rt *Runtime) backupPostgres(ctx context.Context, st *appState, dst string)
 	return store.InTx(ctx, out, func() error { return store.CopyData(ctx, src, out, cols) })
 }
 
+// buildFromSnapshot makes a new database for the app's accepted spec in the temporary directory and
+// copies the records of a verified snapshot file into it. It returns the new file's path.
+func (rt *Runtime) buildFromSnapshot(ctx context.Context, st *appState, snapPath string) (string, error) {
+	path, err := rt.tempPath("restore-built-" + st.entry.Name)
+	if err != nil {
+		return "", err
+	}
+	c, err := store.OpenSQLite(path, store.OpenOrCreate)
+	if err == nil {
+		_, err = store.MigrateTo(ctx, c, st.entry.Spec.Collections, store.MigrateOptions{Generation: st.entry.Generation})
+		if err == nil {
+			err = store.CopySQLiteFile(ctx, c, snapPath, st.entry.Spec.Collections)
+		}
+		err = errors.Join(err, c.Close())
+	}
+	if err != nil {
+		_ = os.Remove(path)
+		return "", err
+	}
+	return path, nil
+}
+
 func (rt *Runtime) tempPath(prefix string) (string, error) {
 	f, err := os.CreateTemp(filepath.Join(rt.cfg.DataDir, "tmp"), prefix+"-*.db")
 	if err != nil {
@@ -733,12 +755,20 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 	if err != nil {
 		return api.App{}, err
 	}
-	_, err = io.Copy(f, body)
+	// The bound is checked while the body streams in, so an endless body never fills the disk.
+	_, err = io.Copy(f, io.LimitReader(body, rt.cfg.MaxRestoreBytes+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
+		if store.IsDiskFull(err) {
+			return api.App{}, storageError(name, err)
+		}
 		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "read snapshot: %v", err)
+	}
+	if fi, err := os.Stat(tmp); err == nil && fi.Size() > rt.cfg.MaxRestoreBytes {
+		return api.App{}, errorf(http.StatusRequestEntityTooLarge, api.CodeInvalid,
+			"app %q: the snapshot is larger than this runtime takes (%d bytes; see runtime serve --max-restore-size)", name, rt.cfg.MaxRestoreBytes)
 	}
 	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
@@ -758,8 +788,17 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 			_ = snap.Close()
 		}
 	}()
-	if _, ok, err := store.RecordedCollections(ctx, snap); err != nil || !ok {
+	snapCols, ok, err := store.RecordedCollections(ctx, snap)
+	if err != nil || !ok {
 		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a snapshot of an appfleet app", name)
+	}
+	probs, err := store.VerifySnapshot(ctx, snap, snapCols)
+	if err != nil {
+		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a usable snapshot: %v", name, err)
+	}
+	if len(probs) > 0 {
+		return api.App{}, &opError{http.StatusBadRequest, api.CodeInvalid,
+			fmt.Sprintf("app %q: the snapshot is not one this runtime could have written; nothing was changed", name), probs}
 	}
 	if _, err := store.Migrate(ctx, snap, st.entry.Spec.Collections, allowLoss); err != nil {
 		var dl *store.DataLossError
@@ -778,6 +817,13 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 		if err := snap.Close(); err != nil { // checkpoints the snapshot's log into its file
 			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
 		}
+		// The app gets a database the runtime builds itself, with the snapshot's records copied in:
+		// whatever else the snapshot's file holds never becomes the app's.
+		built, err := rt.buildFromSnapshot(ctx, st, tmp)
+		if err != nil {
+			return api.App{}, storageError(name, err)
+		}
+		defer os.Remove(built)
 		a.closeDB()
 		path := rt.appDBPath(name)
 		if err := os.MkdirAll(rt.appDir(name), 0o700); err != nil {
@@ -789,7 +835,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 			}
 		}
 		// rename(2) swaps the file in one step: the app has its old data or the new, never a mix.
-		if err := os.Rename(tmp, path); err != nil {
+		if err := os.Rename(built, path); err != nil {
 			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: replace database: %v", name, err)
 		}
 		if err := syncDir(rt.appDir(name)); err != nil {

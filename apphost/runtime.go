@@ -38,6 +38,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for requests in flight after ctx ends (default 10s).
 	ShutdownTimeout time.Duration
+	// MaxRestoreBytes bounds the body of PUT /v1/apps/{name}/restore, checked while it streams in
+	// (default DefaultMaxRestoreBytes).
+	MaxRestoreBytes int64
 	// Version is reported in GET /v1/runtime.
 	Version string
 	// MaxRunning bounds the handlers of app traffic that run at once over all apps (0: GOMAXPROCS);
@@ -53,6 +56,9 @@ type Config struct {
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 }
+
+// DefaultMaxRestoreBytes is the largest snapshot a restore takes unless configured otherwise: 1 GiB.
+const DefaultMaxRestoreBytes = 1 << 30
 
 // Runtime hosts apps. Create it with New, serve it with Serve.
 type Runtime struct {
@@ -96,6 +102,9 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	if cfg.Name == "" {
 		abs, _ := filepath.Abs(cfg.DataDir)
 		cfg.Name = filepath.Base(abs)
+	}
+	if cfg.MaxRestoreBytes <= 0 {
+		cfg.MaxRestoreBytes = DefaultMaxRestoreBytes
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 10 * time.Second

@@ -52,6 +52,28 @@ func CopyData(ctx context.Context, from, to Conn, cols []spec.Collection) error 
 	return nil
 }
 
+// CopySQLiteFile copies every record of cols from the SQLite file at srcPath, whose tables hold the
+// same columns, into the empty tables of dst (an SQLite database too), in one transaction.
+func CopySQLiteFile(ctx context.Context, dst Conn, srcPath string, cols []spec.Collection) error {
+	if _, err := dst.Exec(ctx, "ATTACH DATABASE ? AS src", srcPath); err != nil {
+		return err
+	}
+	defer func() { _, _ = dst.Exec(context.WithoutCancel(ctx), "DETACH DATABASE src") }()
+	return InTx(ctx, dst, func() error {
+		for _, c := range cols {
+			names := []string{quote("id"), quote("createdAt"), quote("updatedAt")}
+			for _, f := range c.Fields {
+				names = append(names, quote(f.Name))
+			}
+			list := strings.Join(names, ", ")
+			if _, err := dst.Exec(ctx, "INSERT INTO main."+quote(c.Name)+" ("+list+") SELECT "+list+" FROM src."+quote(c.Name)+" ORDER BY id"); err != nil {
+				return fmt.Errorf("copy collection %q: %w", c.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
 // ClearData deletes every record of cols (and resets their ids).
 func ClearData(ctx context.Context, c Conn, cols []spec.Collection) error {
 	for _, col := range cols {

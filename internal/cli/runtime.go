@@ -33,6 +33,7 @@ type runtimeServeOptions struct {
 	QueueDepth      int
 	QueueTimeout    time.Duration
 	ReadTimeout     time.Duration
+	MaxRestoreSize  int64
 	LogFormat       string
 	LogLevel        string
 }
@@ -121,6 +122,7 @@ names the first.`,
 	fl.IntVar(&opts.QueueDepth, "queue-depth", 128, "requests of one app that may wait for a turn; more answer 503")
 	fl.DurationVar(&opts.QueueTimeout, "queue-timeout", 5*time.Second, "how long a request of an app may wait for a turn before it answers 503")
 	fl.DurationVar(&opts.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send a request's headers, and a record's body")
+	fl.Int64Var(&opts.MaxRestoreSize, "max-restore-size", apphost.DefaultMaxRestoreBytes, "largest snapshot, in bytes, that PUT /v1/apps/{name}/restore takes")
 	fl.StringVar(&opts.LogFormat, "log-format", "json", "log format on stderr: json or text")
 	fl.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("data-dir")
@@ -133,6 +135,9 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	}
 	if opts.MaxApps < 0 {
 		return fmt.Errorf("--max-apps %d must not be negative", opts.MaxApps)
+	}
+	if opts.MaxRestoreSize <= 0 {
+		return fmt.Errorf("--max-restore-size %d must be a positive number of bytes", opts.MaxRestoreSize)
 	}
 	if opts.IdleTimeout < 0 {
 		return fmt.Errorf("--idle-timeout %s must not be negative", opts.IdleTimeout)
@@ -186,6 +191,7 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 		QueueDepth:      opts.QueueDepth,
 		QueueTimeout:    opts.QueueTimeout,
 		ReadTimeout:     opts.ReadTimeout,
+		MaxRestoreBytes: opts.MaxRestoreSize,
 		Version:         version.Get().Version,
 		Logger:          logger,
 	})
