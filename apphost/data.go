@@ -1,6 +1,7 @@
 package apphost
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -106,6 +107,9 @@ type appWriter struct {
 	// plain-text 404 or 405, which answerUnrouted replaces by the JSON error every answer uses.
 	routed  bool
 	entered bool
+	// internal is the error behind a 500 that writeInternal answered with requestID, for the log.
+	internal  error
+	requestID string
 }
 
 func (aw *appWriter) WriteHeader(code int) {
@@ -167,6 +171,9 @@ func (aw *appWriter) finish(r *http.Request, path string, start time.Time) {
 	a.stats.requests.Add(1)
 	if aw.status >= 500 {
 		a.stats.errors.Add(1)
+	}
+	if aw.internal != nil {
+		a.log.Error("request failed", "requestId", aw.requestID, "method", r.Method, "path", path, "error", aw.internal)
 	}
 	a.stats.latency.observe(time.Since(start))
 }
@@ -484,7 +491,7 @@ func writeRecord(w http.ResponseWriter, status int, rec store.Record) {
 	defer putBuf(buf)
 	b, err := rec.AppendJSON((*buf)[:0])
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, "encode answer: "+err.Error(), nil)
+		writeInternal(w, fmt.Errorf("encode answer: %w", err))
 		return
 	}
 	*buf = b
@@ -507,27 +514,30 @@ var contentTypeJSON = []string{"application/json"}
 // readRecord decodes a body that is one JSON object, keeping numbers exact. A body over maxRecordBytes
 // is refused with an *http.MaxBytesError.
 func readRecord(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRecordBytes))
-	dec.UseNumber()
-	var in map[string]any
-	err := dec.Decode(&in)
-	if err == nil {
-		if _, after := dec.Token(); after != io.EOF {
-			err = errors.New("more follows the object")
-			if errors.As(after, new(*http.MaxBytesError)) {
-				err = after
-			}
-		}
-	}
+	b, err := readStrictJSON(w, r, maxRecordBytes)
 	if errors.As(err, new(*http.MaxBytesError)) || errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, err
 	}
-	if err != nil || in == nil {
-		msg := "the body must be a JSON object"
-		if err != nil {
-			msg += ": " + err.Error()
+	var in map[string]any
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		if err = dec.Decode(&in); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				err = fmt.Errorf("the body must be a JSON object, not %s", valueWord(te.Value))
+			} else {
+				err = jsonProblem(err)
+			}
+		} else if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("the body must be one JSON object; more follows it")
 		}
-		return nil, &store.ValidationError{Problems: []store.FieldError{{Field: "body", Reason: msg}}}
+	}
+	if err == nil && in == nil {
+		err = errors.New("the body must be a JSON object, not null")
+	}
+	if err != nil {
+		return nil, &store.ValidationError{Problems: []store.FieldError{{Field: "body", Reason: err.Error()}}}
 	}
 	return in, nil
 }
@@ -556,6 +566,6 @@ func writeDataError(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, api.CodeUnavailable, "the request ended before the app could serve it", nil)
 	default:
-		writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error(), nil)
+		writeInternal(w, err)
 	}
 }

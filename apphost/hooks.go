@@ -34,6 +34,7 @@ func crashPoint(name string) {
 //
 //	panic          panics inside the request, to prove the panic stays in its app
 //	hold?ms=N      holds the app's database for N milliseconds, like a slow database would
+//	sqlerror       fails inside the database, as a bug would, with SQL in the error
 func (rt *Runtime) testHook(w *appWriter, r *http.Request) {
 	a := w.a
 	switch r.PathValue("hook") {
@@ -60,6 +61,16 @@ func (rt *Runtime) testHook(w *appWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]int{"heldMs": ms})
+	case "sqlerror":
+		if !w.enter(r) {
+			return
+		}
+		defer w.leave()
+		err := a.withDB(r.Context(), func(c store.Conn) error {
+			_, err := c.Exec(r.Context(), "SELECT secret_column FROM no_such_table")
+			return err
+		})
+		writeDataError(w, err)
 	default:
 		writeError(w, http.StatusNotFound, api.CodeNotFound, "no such test hook", nil)
 	}

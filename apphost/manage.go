@@ -1,6 +1,7 @@
 package apphost
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -43,7 +44,11 @@ func (rt *Runtime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rt.serveApp(w, r, name, path)
 		return
 	}
-	rt.mux.ServeHTTP(w, r)
+	sw := &statusWriter{ResponseWriter: w}
+	rt.mux.ServeHTTP(sw, r)
+	if sw.internal != nil {
+		rt.log.Error("request failed", "requestId", sw.requestID, "method", r.Method, "path", path, "error", sw.internal)
+	}
 }
 
 // hostKey is the hostname a Host header names, as apps declare hostnames: without the port, in lower
@@ -181,11 +186,23 @@ func (rt *Runtime) handlePut(w http.ResponseWriter, r *http.Request) {
 		}
 		ifMatch = &g
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxSpecBytes))
-	dec.DisallowUnknownFields()
+	b, err := readStrictJSON(w, r, maxSpecBytes)
+	if errors.As(err, new(*http.MaxBytesError)) {
+		writeError(w, http.StatusRequestEntityTooLarge, api.CodeInvalid, fmt.Sprintf("the body is larger than %d bytes", maxSpecBytes), nil)
+		return
+	}
 	var req api.PutAppRequest
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, api.CodeInvalid, "the body is not a valid app request: "+err.Error(), nil)
+	if err == nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(&req); err != nil {
+			err = jsonProblem(err)
+		} else if _, after := dec.Token(); after != io.EOF {
+			err = errors.New("the body must be one JSON object; more follows it")
+		}
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the body is not a valid app request: %v", name, err), nil)
 		return
 	}
 	v, created, err := rt.putApp(r.Context(), name, req, ifMatch, allow)
@@ -229,13 +246,15 @@ func respond(w http.ResponseWriter, status int, v api.App, err error) {
 	writeJSON(w, status, v)
 }
 
+// writeOpError answers an operation's error. A 500 shows only a request id (writeInternal): its text
+// may hold SQL or paths, which go to the log.
 func writeOpError(w http.ResponseWriter, err error) {
 	var oe *opError
-	if errors.As(err, &oe) {
+	if errors.As(err, &oe) && oe.status != http.StatusInternalServerError {
 		writeError(w, oe.status, oe.code, oe.msg, oe.details)
 		return
 	}
-	writeError(w, http.StatusInternalServerError, api.CodeInternal, err.Error(), nil)
+	writeInternal(w, err)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, details []string) {

@@ -165,8 +165,8 @@ func (c *Collection) Create(ctx context.Context, conn Conn, input map[string]any
 	d := c.dialect
 	var probs []FieldError
 	for k := range input {
-		if _, ok := c.fields[k]; !ok && !slices.Contains(spec.ReservedFieldNames, k) {
-			probs = append(probs, FieldError{k, "unknown field"})
+		if _, ok := c.fields[k]; !ok {
+			probs = append(probs, unknownField(k))
 		}
 	}
 	ts := c.timeArg(now())
@@ -201,6 +201,14 @@ func (c *Collection) Create(ctx context.Context, conn Conn, input map[string]any
 	return c.one(ctx, conn, q, args)
 }
 
+// unknownField is the problem with an input key that is not one of the collection's fields.
+func unknownField(k string) FieldError {
+	if slices.Contains(spec.ReservedFieldNames, k) {
+		return FieldError{k, "is read-only: the runtime assigns it"}
+	}
+	return FieldError{k, "unknown field"}
+}
+
 // Update applies a partial input (fields absent are kept; null clears a field that is not required).
 func (c *Collection) Update(ctx context.Context, conn Conn, id int64, input map[string]any) (Record, error) {
 	d := c.dialect
@@ -215,9 +223,7 @@ func (c *Collection) Update(ctx context.Context, conn Conn, id int64, input map[
 	for _, k := range keys {
 		f, ok := c.fields[k]
 		if !ok {
-			if !slices.Contains(spec.ReservedFieldNames, k) {
-				probs = append(probs, FieldError{k, "unknown field"})
-			}
+			probs = append(probs, unknownField(k))
 			continue
 		}
 		raw := input[k]

@@ -136,7 +136,7 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	if opts.MaxApps < 0 {
 		return fmt.Errorf("--max-apps %d must not be negative", opts.MaxApps)
 	}
-	if opts.MaxRestoreSize <= 0 {
+	if opts.MaxRestoreSize < 0 {
 		return fmt.Errorf("--max-restore-size %d must be a positive number of bytes", opts.MaxRestoreSize)
 	}
 	if opts.IdleTimeout < 0 {
