@@ -261,6 +261,13 @@ func (a *app) ready(ctx context.Context) error {
 	return nil
 }
 
+// setDB makes c the app's open database; the caller holds sem.
+func (a *app) setDB(c store.Conn) {
+	a.db = c
+	a.dbOpen.Store(true)
+	a.rt.openDBs.Add(1)
+}
+
 // closeDB closes the database; the caller holds sem.
 func (a *app) closeDB() {
 	if a.db == nil {
@@ -271,6 +278,7 @@ func (a *app) closeDB() {
 	}
 	a.db = nil
 	a.dbOpen.Store(false)
+	a.rt.openDBs.Add(-1)
 }
 
 // hibernate closes the database of an app idle since before cutoff, unless it is in use.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"math"
 	"strings"
 	"syscall"
 )
@@ -90,6 +91,15 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// openFileLimit is the soft limit on open files (1024 when it cannot be read).
+func openFileLimit() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	return int(min(lim.Cur, math.MaxInt32))
 }
 
 // RaiseOpenFileLimit raises the soft limit on open files to the hard limit and returns the new soft

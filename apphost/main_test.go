@@ -2,6 +2,7 @@ package apphost_test
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -35,6 +36,8 @@ type runtimeProc struct {
 	dataDir string
 	args    []string
 	env     []string // added to the process's environment
+	// maxFiles, when not 0, is the process's limit on open files (soft and hard).
+	maxFiles int
 	cmd     *exec.Cmd
 	done    chan error
 	log     *lockedWriter
@@ -69,6 +72,9 @@ func (p *runtimeProc) start() {
 	t.Helper()
 	args := append([]string{"runtime", "serve", "--data-dir", p.dataDir, "--listen", "127.0.0.1:0", "--log-level", "debug"}, p.args...)
 	p.cmd = exec.Command(binary, args...)
+	if p.maxFiles > 0 {
+		p.cmd = exec.Command("sh", append([]string{"-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, p.maxFiles), binary}, args...)...)
+	}
 	p.cmd.Env = append(os.Environ(), p.env...)
 	p.log = &lockedWriter{}
 	p.cmd.Stderr = p.log

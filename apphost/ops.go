@@ -319,6 +319,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		a.log.Warn("change refused; the app keeps its accepted spec", "generation", cur.entry.Generation, "refused", entry.Generation, "error", why)
 	}
 	if a.db == nil {
+		rt.makeRoom(a)
 		var c store.Conn
 		var err error
 		if isNew || dbChanged {
@@ -335,8 +336,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			a.setStatus(api.StatusError, "open database: "+err.Error())
 			return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: open its database: %v", a.name, err))
 		}
-		a.db = c
-		a.dbOpen.Store(true)
+		a.setDB(c)
 	}
 	// The registry learns of the migration before the database changes, and the migration records its
 	// generation in the database in its own transaction: a crash between the two commits is healed at
@@ -575,12 +575,12 @@ func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
 // the caller holds sem.
 func (a *app) openVerified(ctx context.Context, st *appState) error {
 	if a.db == nil {
+		a.rt.makeRoom(a)
 		c, err := a.rt.openStore(ctx, a.name, st.entry, false)
 		if err != nil {
 			return fmt.Errorf("open database: %w", err)
 		}
-		a.db = c
-		a.dbOpen.Store(true)
+		a.setDB(c)
 	}
 	if !a.verified {
 		if _, err := store.Migrate(ctx, a.db, st.entry.Spec.Collections, false); err != nil {
@@ -847,8 +847,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 			if err != nil {
 				return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: open database: %v", name, err)
 			}
-			a.db = c
-			a.dbOpen.Store(true)
+			a.setDB(c)
 		}
 		cols := st.entry.Spec.Collections
 		err := store.InTx(ctx, a.db, func() error {

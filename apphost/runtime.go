@@ -1,12 +1,14 @@
 package apphost
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +36,10 @@ type Config struct {
 	Token string
 	// MaxApps bounds how many apps the runtime holds; creating one more is refused with 409. 0 means no bound.
 	MaxApps int
+	// MaxOpenDatabases bounds how many apps have their database open at once: opening one more first
+	// hibernates the least recently used apps that no request is using. 0 derives it from the limit on
+	// open files (DefaultMaxOpenDatabases).
+	MaxOpenDatabases int
 	// IdleTimeout is how long an app may go without a request before its database is closed; 0 never.
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for requests in flight after ctx ends (default 10s).
@@ -81,6 +87,7 @@ type Runtime struct {
 	mux          *http.ServeMux // the management API, health and metrics
 	dataMux      *http.ServeMux // every app's data API, as paths without the /apps/{app} prefix
 	sched        *scheduler
+	openDBs      atomic.Int64 // apps whose database is open (app.setDB, app.closeDB)
 	shuttingDown atomic.Bool
 	// opsCtx ends when a shutdown gives up waiting: lifecycle operations, which outlive the request
 	// that asked for them, end with it.
@@ -102,6 +109,9 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	if cfg.Name == "" {
 		abs, _ := filepath.Abs(cfg.DataDir)
 		cfg.Name = filepath.Base(abs)
+	}
+	if cfg.MaxOpenDatabases <= 0 {
+		cfg.MaxOpenDatabases = DefaultMaxOpenDatabases()
 	}
 	if cfg.MaxRestoreBytes <= 0 {
 		cfg.MaxRestoreBytes = DefaultMaxRestoreBytes
@@ -198,7 +208,7 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	rt.metrics = newMetrics(rt)
 	rt.mux = rt.routes()
 	rt.dataMux = rt.dataRoutes()
-	rt.log.Info("runtime ready", "apps", len(entries), "dataDir", dataDir, "instance", lk.Info().Instance)
+	rt.log.Info("runtime ready", "apps", len(entries), "maxOpenDatabases", cfg.MaxOpenDatabases, "dataDir", dataDir, "instance", lk.Info().Instance)
 	return rt, nil
 }
 
@@ -279,6 +289,58 @@ func (rt *Runtime) Close(ctx context.Context) error {
 // Instance is the random id this runtime made at start: GET /v1/runtime reports it and the data dir's
 // lock file records it.
 func (rt *Runtime) Instance() string { return rt.lock.Info().Instance }
+
+// makeRoom hibernates the least recently used apps when the open databases reach
+// Config.MaxOpenDatabases, so that a's database can be opened without running out of file
+// descriptors. It frees a sixteenth of the bound at once, so that waking apps in turn does not scan
+// every app for each wake. Apps in use are skipped: the bound can be exceeded by the apps serving
+// requests at this instant, never by idle ones.
+func (rt *Runtime) makeRoom(a *app) {
+	limit := int64(rt.cfg.MaxOpenDatabases)
+	if rt.openDBs.Load() < limit {
+		return
+	}
+	type cand struct {
+		a    *app
+		used int64
+	}
+	var cands []cand
+	rt.mu.RLock()
+	for _, o := range rt.apps {
+		if o != a && o.dbOpen.Load() && o.inFlight.Load() == 0 {
+			cands = append(cands, cand{o, o.lastUsed.Load()})
+		}
+	}
+	rt.mu.RUnlock()
+	slices.SortFunc(cands, func(x, y cand) int { return cmp.Compare(x.used, y.used) })
+	want := max(1, limit/16)
+	n := int64(0)
+	for _, c := range cands {
+		if n >= want {
+			break
+		}
+		if c.a.hibernate(math.MaxInt64) {
+			n++
+		}
+	}
+	if n > 0 {
+		rt.log.Debug("hibernated the least recently used apps to stay within the open databases bound", "count", n, "bound", limit)
+	}
+}
+
+// fdsPerDatabase is what one open app database costs in file descriptors: an SQLite file, its
+// write-ahead log and its shared-memory index (a PostgreSQL connection costs one).
+const fdsPerDatabase = 3
+
+// fdReserve is kept for everything else: listeners, client connections, the registry, backups.
+const fdReserve = 256
+
+// DefaultMaxOpenDatabases is the bound on open app databases that fits the process's limit on open
+// files (after RaiseOpenFileLimit): what is left after fdReserve, fdsPerDatabase each, at least 16.
+func DefaultMaxOpenDatabases() int {
+	n := openFileLimit()
+	return max(16, (n-fdReserve)/fdsPerDatabase)
+}
 
 // startReaper starts the one goroutine that hibernates idle apps.
 func (rt *Runtime) startReaper() func() {

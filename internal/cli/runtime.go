@@ -13,6 +13,7 @@ import (
 	"github.com/appfleet/appfleet/apphost"
 	"github.com/appfleet/appfleet/apphost/api"
 	"github.com/appfleet/appfleet/internal/version"
+	"github.com/appfleet/appfleet/spec"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -21,21 +22,22 @@ import (
 const defaultRuntimeListen = "127.0.0.1:7410"
 
 type runtimeServeOptions struct {
-	IO              *IOStreams
-	DataDir         string
-	Listen          string
-	TokenFile       string
-	Name            string
-	IdleTimeout     time.Duration
-	MaxApps         int
-	ShutdownTimeout time.Duration
-	MaxRunning      int
-	QueueDepth      int
-	QueueTimeout    time.Duration
-	ReadTimeout     time.Duration
-	MaxRestoreSize  int64
-	LogFormat       string
-	LogLevel        string
+	IO               *IOStreams
+	DataDir          string
+	Listen           string
+	TokenFile        string
+	Name             string
+	IdleTimeout      time.Duration
+	MaxApps          int
+	MaxOpenDatabases int
+	ShutdownTimeout  time.Duration
+	MaxRunning       int
+	QueueDepth       int
+	QueueTimeout     time.Duration
+	ReadTimeout      time.Duration
+	MaxRestoreSize   int64
+	LogFormat        string
+	LogLevel         string
 }
 
 func newRuntimeCmd(f *Factory) *cobra.Command {
@@ -115,7 +117,8 @@ names the first.`,
 	fl.StringVar(&opts.Listen, "listen", defaultRuntimeListen, "host:port to listen on; port 0 picks a free port")
 	fl.StringVar(&opts.TokenFile, "token-file", "", "file holding the management API token (default DATA_DIR/token)")
 	fl.StringVar(&opts.Name, "name", "", "name shown in GET /v1/runtime (default the data dir's base name)")
-	fl.IntVar(&opts.MaxApps, "max-apps", 0, "refuse to create more than this many apps; 0 means no bound")
+	fl.IntVar(&opts.MaxApps, "max-apps", spec.DefaultMaxApps, "refuse to create more than this many apps; 0 means no bound")
+	fl.IntVar(&opts.MaxOpenDatabases, "max-open-databases", 0, "keep at most this many apps' databases open, hibernating the least recently used; 0 derives it from the limit on open files")
 	fl.DurationVar(&opts.IdleTimeout, "idle-timeout", 10*time.Minute, "close an app's database after this long without requests; 0 never")
 	fl.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	fl.IntVar(&opts.MaxRunning, "max-running", 0, "requests of apps that run at once over all apps, the rest wait their turn in fair order (default: the CPUs Go may use, GOMAXPROCS)")
@@ -138,6 +141,9 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	}
 	if opts.MaxRestoreSize < 0 {
 		return fmt.Errorf("--max-restore-size %d must be a positive number of bytes", opts.MaxRestoreSize)
+	}
+	if opts.MaxOpenDatabases < 0 {
+		return fmt.Errorf("--max-open-databases %d must not be negative", opts.MaxOpenDatabases)
 	}
 	if opts.IdleTimeout < 0 {
 		return fmt.Errorf("--idle-timeout %s must not be negative", opts.IdleTimeout)
@@ -181,19 +187,20 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 	}
 
 	rt, err := apphost.New(ctx, apphost.Config{
-		DataDir:         opts.DataDir,
-		Name:            opts.Name,
-		Token:           token,
-		IdleTimeout:     opts.IdleTimeout,
-		MaxApps:         opts.MaxApps,
-		ShutdownTimeout: opts.ShutdownTimeout,
-		MaxRunning:      opts.MaxRunning,
-		QueueDepth:      opts.QueueDepth,
-		QueueTimeout:    opts.QueueTimeout,
-		ReadTimeout:     opts.ReadTimeout,
-		MaxRestoreBytes: opts.MaxRestoreSize,
-		Version:         version.Get().Version,
-		Logger:          logger,
+		DataDir:          opts.DataDir,
+		Name:             opts.Name,
+		Token:            token,
+		IdleTimeout:      opts.IdleTimeout,
+		MaxApps:          opts.MaxApps,
+		MaxOpenDatabases: opts.MaxOpenDatabases,
+		ShutdownTimeout:  opts.ShutdownTimeout,
+		MaxRunning:       opts.MaxRunning,
+		QueueDepth:       opts.QueueDepth,
+		QueueTimeout:     opts.QueueTimeout,
+		ReadTimeout:      opts.ReadTimeout,
+		MaxRestoreBytes:  opts.MaxRestoreSize,
+		Version:          version.Get().Version,
+		Logger:           logger,
 	})
 	if err != nil {
 		return err

@@ -102,7 +102,7 @@ func startRuntime(tb testing.TB, idle time.Duration) *runtimeProc {
 		// Port 0: the runtime picks a free port and writes it to DATA_DIR/runtime.addr, so no other
 		// process on this shared machine can take the port between choosing and binding it.
 		"--data-dir", rp.dataDir, "--listen", "127.0.0.1:0", "--token-file", tokenFile,
-		"--name", "bench", "--idle-timeout", idle.String())
+		"--name", "bench", "--idle-timeout", idle.String(), "--max-apps", "0")
 	rp.cmd.Stdout, rp.cmd.Stderr = logFile, logFile
 	if err := rp.cmd.Start(); err != nil {
 		_ = logFile.Close()
