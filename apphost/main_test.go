@@ -2,8 +2,8 @@ package apphost_test
 
 import (
 	"bytes"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -38,12 +38,12 @@ type runtimeProc struct {
 	env     []string // added to the process's environment
 	// maxFiles, when not 0, is the process's limit on open files (soft and hard).
 	maxFiles int
-	cmd     *exec.Cmd
-	done    chan error
-	log     *lockedWriter
-	addr    string
-	token   string
-	client  *api.Client
+	cmd      *exec.Cmd
+	done     chan error
+	log      *lockedWriter
+	addr     string
+	token    string
+	client   *api.Client
 }
 
 // startRuntime runs a runtime on a fresh data dir (or dataDir when given) and waits until it is ready.
