@@ -92,6 +92,7 @@ type healState struct {
 	count int
 	last  time.Time
 	next  time.Time
+	said  bool // the log has said that this address's heals back off, until its next heal
 }
 
 // New checks the config, takes the daemon's lock on the state dir (a second daemon on the same state dir

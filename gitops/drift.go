@@ -67,7 +67,10 @@ func (d *Daemon) checkDrift(ctx context.Context, why string) {
 			drift[addr] = lines
 			h := d.heals[addr]
 			if h != nil && now.Before(h.next) {
-				waiting = append(waiting, addr)
+				if !h.said {
+					waiting = append(waiting, addr)
+					h.said = true
+				}
 				continue
 			}
 			heal = append(heal, addr)
@@ -106,6 +109,7 @@ func (d *Daemon) checkDrift(ctx context.Context, why string) {
 		}
 		h.count++
 		h.last = now
+		h.said = false
 		delete(drift, addr)
 	}
 	result, errText := ResultHealed, ""

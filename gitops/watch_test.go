@@ -239,3 +239,44 @@ func get(t *testing.T, url string) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestWatchHealBacksOff: something that keeps undoing a heal does not get a heal per change; the heals
+// back off, and the status and the log say so.
+func TestWatchHealBacksOff(t *testing.T) {
+	t.Parallel()
+	repo := newRepo(t)
+	c1 := repo.commit("one app", fleetFiles(uniqueFleet(t), "heal", map[string]string{"crm": "  settings: {currency: EUR}\n"}))
+	stateDir := t.TempDir()
+	w := startWatch(t, stateDir, nil, "--repo", repo.dir, "--path", "fleet", "--interval", "1h")
+	st := w.waitFor("the commit applied", appliedIs(c1))
+	rt := runtimeClient(t, stateDir, st, "dev")
+
+	// A fighter sets the currency back to GBP every 100 ms for 8 seconds.
+	deadline := time.Now().Add(8 * time.Second)
+	for time.Now().Before(deadline) {
+		a, err := rt.GetApp(t.Context(), "crm")
+		require.NoError(t, err)
+		if a.Spec.Settings["currency"] != "GBP" {
+			s := a.Spec
+			s.Settings = map[string]string{"currency": "GBP"}
+			_, err = rt.PutApp(t.Context(), "crm", api.PutAppRequest{Spec: s, Labels: a.Labels}, api.PutOptions{})
+			require.NoError(t, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st = w.status()
+	crm := appOf(st, "crm")
+	require.NotNil(t, crm)
+	t.Logf("heals while fought for 8s: %d", crm.Heals)
+	assert.GreaterOrEqual(t, crm.Heals, 2, "it was healed more than once")
+	assert.LessOrEqual(t, crm.Heals, 7, "heals back off (1s, 2s, 4s, ...) instead of following every change")
+	assert.Contains(t, w.log.String(), "drift keeps coming back; heals are backing off")
+	page := get(t, w.url("/"))
+	assert.Contains(t, page, "healed ")
+
+	// Left alone, the next heal puts it back for good.
+	require.Eventually(t, func() bool {
+		a, err := rt.GetApp(t.Context(), "crm")
+		return err == nil && a.Spec.Settings["currency"] == "EUR"
+	}, waitLong, 50*time.Millisecond)
+}
