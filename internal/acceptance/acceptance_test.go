@@ -24,6 +24,8 @@ import (
 	"github.com/appfleet/appfleet/internal/lock"
 	"github.com/appfleet/appfleet/internal/testbin"
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // binary is the appfleet binary built for this test run; scripts find it first on their PATH.
@@ -389,4 +391,46 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if got != want {
 		ts.Fatalf("%s exited %d, want %d", args[1], got, want)
 	}
+}
+
+// fixedPort matches a listen or publish address with a fixed, non-zero port in a manifest or a command.
+var fixedPort = regexp.MustCompile(`(listen|publish)(:\s*|\s+|=)["']?[\w.\[\]:-]*:0*[1-9]\d*\b`)
+
+// TestScriptsUseFreePorts keeps the suite hermetic: no script binds a fixed port (a user may run an
+// example on this machine meanwhile, or another test run may), and the examples the scripts apply move
+// to free ports when copied.
+func TestScriptsUseFreePorts(t *testing.T) {
+	scripts, err := filepath.Glob("testdata/script/*.txtar")
+	require.NoError(t, err)
+	require.NotEmpty(t, scripts)
+	for _, s := range scripts {
+		b, err := os.ReadFile(s)
+		require.NoError(t, err)
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := fixedPort.FindString(line); m != "" && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+				t.Errorf("%s:%d: fixed port %q; use holdport or leave the address out", s, i+1, m)
+			}
+		}
+	}
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, os.DirFS("../../examples")))
+	require.NoError(t, freeListenPorts(dir))
+	require.NoError(t, filepath.WalkDir("../../examples", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		orig, err := os.ReadFile(path)
+		require.NoError(t, err)
+		rel, err := filepath.Rel("../../examples", path)
+		require.NoError(t, err)
+		copied, err := os.ReadFile(filepath.Join(dir, rel))
+		require.NoError(t, err)
+		was, is := strings.Split(string(orig), "\n"), strings.Split(string(copied), "\n")
+		for i, line := range was {
+			if listenLine.MatchString(line) && !strings.HasPrefix(strings.TrimSpace(line), "#") {
+				assert.NotEqual(t, line, is[i], "%s:%d: the copy still listens on the example's fixed port", path, i+1)
+			}
+		}
+		return nil
+	}))
 }
