@@ -1,6 +1,8 @@
 package local_test
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -110,6 +112,8 @@ func TestHungRuntimeIsRestarted(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	// kill returns before the process stops: wait until the kernel says it is stopped.
+	require.Eventually(t, func() bool { return processState(pid) == "T" }, 5*time.Second, 10*time.Millisecond)
 
 	got, err := p.Apply(t.Context(), env)
 	require.NoError(t, err)
@@ -137,4 +141,17 @@ func TestDeletedTokenConverges(t *testing.T) {
 	after, err := p.Observe(t.Context(), env)
 	require.NoError(t, err)
 	assert.NotEqual(t, pidOf(t, obs), pidOf(t, after))
+}
+
+// processState is the state letter of /proc/PID/stat ("R", "S", "T" stopped, "Z" zombie), or "".
+func processState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// The command name is in parentheses and may hold spaces; the state follows the last ')'.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return string(b[i+2])
+	}
+	return ""
 }
