@@ -108,7 +108,7 @@ func readTerraformState(dir string) (runtimeState, error) {
 		return st, err
 	}
 	st.Listen = strings.TrimPrefix(rec.Endpoint, "http://")
-	if b, err := os.ReadFile(filepath.Join(dir, "data", "runtime.pid")); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, "runtime-data", "runtime.pid")); err == nil {
 		_, _ = fmt.Sscan(string(b), &st.PID)
 	}
 	return st, nil
@@ -120,7 +120,7 @@ func envToken(stateDir, env string) ([]byte, error) {
 	dir := filepath.Join(stateDir, "environments", env)
 	tok, err := os.ReadFile(filepath.Join(dir, "token"))
 	if errors.Is(err, os.ErrNotExist) {
-		return os.ReadFile(filepath.Join(dir, "data", "token"))
+		return os.ReadFile(filepath.Join(dir, "runtime-data", "token"))
 	}
 	return tok, err
 }

@@ -63,7 +63,7 @@ func newProvider(t *testing.T, stateDir string) providers.Provider {
 // pidOf is the pid of the runtime the example module started, from the pid file in its data dir.
 func pidOf(t *testing.T, obs providers.Observed) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(obs.Detail["workingDir"], "data", "runtime.pid"))
+	b, err := os.ReadFile(filepath.Join(obs.Detail["workingDir"], "runtime-data", "runtime.pid"))
 	require.NoError(t, err)
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	require.NoError(t, err)
@@ -152,7 +152,7 @@ func TestWorkingDir(t *testing.T) {
 	require.NoError(t, p.Destroy(t.Context(), changed))
 	assert.True(t, processGone(pid), "the runtime is gone after destroy")
 	assert.NoDirExists(t, dir)
-	archived, err := filepath.Glob(filepath.Join(stateDir, "archive", "environments", "dev-*", "data", "registry.db"))
+	archived, err := filepath.Glob(filepath.Join(stateDir, "archive", "environments", "dev-*", "runtime-data", "registry.db"))
 	require.NoError(t, err)
 	assert.Len(t, archived, 1, "the data is archived, not deleted")
 }
@@ -299,4 +299,17 @@ func TestFreshCheckoutWithSharedBackend(t *testing.T) {
 	after, err := os.Stat(initKey)
 	require.NoError(t, err)
 	assert.Equal(t, before.ModTime(), after.ModTime(), "no second init for an unchanged working dir")
+}
+
+// TestTooOldBinary names the version found and the one needed.
+func TestTooOldBinary(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "terraform")
+	require.NoError(t, os.WriteFile(fake, []byte("#!/bin/sh\necho '{\"terraform_version\": \"1.3.9\"}'\n"), 0o755))
+	env := newEnv("dev", nil)
+	env.Spec.Terraform.Binary = fake
+	_, err := newProvider(t, t.TempDir()).Apply(t.Context(), env)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `environment "dev"`)
+	assert.Contains(t, err.Error(), "terraform 1.3.9 at "+fake+" is too old: appfleet needs 1.4.0 or newer")
 }

@@ -63,11 +63,12 @@ variable "log_level" {
 variable "data_dir" {
   type        = string
   default     = ""
-  description = "Where the runtime keeps its apps and data; default: data/ in the working dir appfleet gives Terraform."
+  description = "Where the runtime keeps its apps and data; default: runtime-data/ in the working dir appfleet gives Terraform."
 }
 
 locals {
-  data_dir = var.data_dir != "" ? var.data_dir : "${abspath(path.root)}/data"
+  # Not data/: in appfleet's state dir that is where a local environment's runtime keeps its data.
+  data_dir = var.data_dir != "" ? var.data_dir : "${abspath(path.root)}/runtime-data"
 }
 
 resource "terraform_data" "server" {

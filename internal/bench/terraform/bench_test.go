@@ -42,7 +42,7 @@ func cleanup() {
 			_, _ = fleet.Run(ctx, dir, fleet.CLIEnv, run.bin, "destroy", "--yes")
 			cancel()
 		}
-		pids, _ := filepath.Glob(filepath.Join(dir, ".appfleet", "environments", "*", "data", "runtime.pid"))
+		pids, _ := filepath.Glob(filepath.Join(dir, ".appfleet", "environments", "*", "runtime-data", "runtime.pid"))
 		for _, f := range pids {
 			b, err := os.ReadFile(f)
 			if err != nil {
