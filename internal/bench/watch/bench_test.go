@@ -3,6 +3,7 @@ package watch
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,7 +25,14 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { os.Exit(testbin.Main(m, &binary)) }
+// TestMain builds the binary only when benchmarks run: a plain `go test ./...` pays nothing here.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		os.Exit(m.Run())
+	}
+	os.Exit(testbin.Main(m, &binary))
+}
 
 const (
 	apps    = 1000
