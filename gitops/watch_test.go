@@ -104,6 +104,15 @@ func TestWatch(t *testing.T) {
 	assert.Equal(t, c1, crm.Labels[gitops.LabelCommit], "the commit is recorded on the app")
 	require.Equal(t, int64(1), crm.Generation)
 
+	// Health, readiness and metrics.
+	assert.Contains(t, get(t, w.url("/healthz")), `"ok"`)
+	assert.Contains(t, get(t, w.url("/readyz")), `"ready"`)
+	metrics := get(t, w.url("/metrics"))
+	assert.Contains(t, metrics, `appfleet_watch_syncs_total{result="ok"} 1`)
+	assert.Contains(t, metrics, `appfleet_watch_app_status{app="crm",environment="dev",status="running"} 1`)
+	assert.Contains(t, metrics, "appfleet_watch_sync_duration_seconds_count 1")
+	assert.Contains(t, metrics, "appfleet_watch_last_success_timestamp_seconds")
+
 	// A second daemon on the same state dir is refused, naming the holder.
 	second := exec.Command(binary, "watch", "--state-dir", stateDir, "--listen", "127.0.0.1:0", "--repo", "file://"+repo.dir)
 	out, err := second.CombinedOutput()
