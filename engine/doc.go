@@ -11,8 +11,8 @@
 //	res, err := e.Plan(ctx, engine.Request{Manifests: m}, sink)        // observe and plan; changes nothing
 //	res, err = e.Apply(ctx, engine.Request{Manifests: m, Prune: true}, sink)
 //
-// A Request names the manifests either as Paths (files, directories, "-" for Stdin) or as Manifests
-// already loaded and validated, for callers that read them from elsewhere (a git commit's tree). Load
+// A Request names the manifests as Paths (files, directories, "-" for Stdin), as Paths inside an FS (a
+// git commit's tree, read by spec.LoadFS), or as Manifests already loaded and validated elsewhere. Load
 // reads and validates them on its own, for callers that check something before going on (the CLI asks
 // whether it may prompt). Observe is the read-only step behind status.
 //

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"time"
@@ -52,6 +53,12 @@ type Request struct {
 	Paths []string
 	// Stdin is what the path "-" reads.
 	Stdin io.Reader
+	// FS, when set, is where Paths are read (slash-separated, inside it; none means all of it) instead of
+	// the disk: a git commit's tree. FSOptions say which directory it stands for (relative secret files
+	// resolve there; state lives beside it unless Config.StateDir says otherwise) and what names the
+	// fleet when no Fleet document does.
+	FS        fs.FS
+	FSOptions spec.LoadOptions
 
 	// Targets restricts the plan to these addresses and what they depend on.
 	Targets []string
@@ -153,7 +160,15 @@ func (e *Engine) Load(req Request, needSecrets bool, sink Sink) (*spec.Manifests
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
-	m, diags := spec.LoadWith(paths, req.Stdin, spec.LoadOptions{SecretsOptional: !needSecrets})
+	var m *spec.Manifests
+	var diags spec.Diagnostics
+	if req.FS != nil {
+		o := req.FSOptions
+		o.SecretsOptional = !needSecrets
+		m, diags = spec.LoadFS(req.FS, req.Paths, o)
+	} else {
+		m, diags = spec.LoadWith(paths, req.Stdin, spec.LoadOptions{SecretsOptional: !needSecrets})
+	}
 	orNop(sink).Diagnostics(diags)
 	if err := diags.Err(); err != nil {
 		return nil, err
@@ -353,7 +368,7 @@ func (e *Engine) load(req Request, secrets bool, sink Sink) (*fleet, error) {
 	abs := make([]string, len(paths))
 	for i, p := range paths {
 		abs[i] = p
-		if p != "-" {
+		if p != "-" && req.FS == nil {
 			if a, err := filepath.Abs(p); err == nil {
 				abs[i] = a
 			}

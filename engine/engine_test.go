@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -151,6 +152,24 @@ func TestApplyRefusals(t *testing.T) {
 		require.Len(t, stale.Resources, 1)
 		assert.Equal(t, plan.Address("app.crm"), stale.Resources[0].Address)
 	})
+}
+
+// Manifests read from a file system other than the disk (a git commit's tree) plan and apply alike.
+func TestApplyFromFS(t *testing.T) {
+	e, fake := newEngine(t)
+	tree := fstest.MapFS{"fleet/all.yaml": {Data: []byte(manifests)}, "README.md": {Data: []byte("not a manifest")}}
+	res, err := e.Apply(t.Context(), engine.Request{FS: tree, Paths: []string{"fleet"}, FSOptions: spec.LoadOptions{Dir: t.TempDir()}}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "acme", res.Manifests.Name)
+	assert.Equal(t, []string{"fleet"}, res.Plan.Paths, "paths inside the tree are kept as given")
+	assert.Equal(t, []string{"apply dev"}, fake.Calls())
+
+	rec := &recorder{}
+	bad := fstest.MapFS{"fleet/all.yaml": {Data: []byte(strings.Replace(manifests, "environment: dev", "environment: nowhere", 1))}}
+	_, err = e.Plan(t.Context(), engine.Request{FS: bad, Paths: []string{"fleet"}}, rec)
+	require.ErrorIs(t, err, spec.ErrInvalid)
+	require.ErrorContains(t, err, "fleet/all.yaml:")
+	assert.Equal(t, []string{"diagnostics 1"}, rec.take(), "the diagnostics go to the sink")
 }
 
 // An interrupted observation plans nothing: what it saw is partial.
