@@ -23,6 +23,10 @@ require (
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
 	gopkg.in/yaml.v3 v3.0.1
+	// modernc.org/libc moves in step with modernc.org/sqlite: sqlite's code is generated against one
+	// libc release, and v1.62.0's go.mod requires libc v1.80.1. A libc that differs from it (a newer one
+	// pulled in by another module, or an older one) builds but can fail at run time. Upgrade both
+	// together, to the libc the new sqlite's go.mod names.
 	modernc.org/libc v1.80.1
 	modernc.org/sqlite v1.62.0
 )
