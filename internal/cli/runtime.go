@@ -4,15 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/appfleet/appfleet/apphost"
 	"github.com/appfleet/appfleet/apphost/api"
-	"github.com/appfleet/appfleet/internal/version"
 	"github.com/appfleet/appfleet/spec"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -125,7 +119,7 @@ names the first.`,
 	fl.IntVar(&opts.QueueDepth, "queue-depth", 128, "requests of one app that may wait for a turn; more answer 503")
 	fl.DurationVar(&opts.QueueTimeout, "queue-timeout", 5*time.Second, "how long a request of an app may wait for a turn before it answers 503")
 	fl.DurationVar(&opts.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send a request's headers, and a record's body")
-	fl.Int64Var(&opts.MaxRestoreSize, "max-restore-size", apphost.DefaultMaxRestoreBytes, "largest snapshot, in bytes, that PUT /v1/apps/{name}/restore takes")
+	fl.Int64Var(&opts.MaxRestoreSize, "max-restore-size", defaultMaxRestoreSize, "largest snapshot, in bytes, that PUT /v1/apps/{name}/restore takes")
 	fl.StringVar(&opts.LogFormat, "log-format", "json", "log format on stderr: json or text")
 	fl.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("data-dir")
@@ -166,60 +160,5 @@ func runRuntimeServe(ctx context.Context, opts *runtimeServeOptions) error {
 		return err
 	}
 
-	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir: %w", err)
-	}
-	tokenFile := opts.TokenFile
-	if tokenFile == "" {
-		tokenFile = filepath.Join(opts.DataDir, "token")
-	}
-	token, err := apphost.LoadOrCreateToken(tokenFile)
-	if err != nil {
-		return err
-	}
-	if n, err := apphost.RaiseOpenFileLimit(); err != nil {
-		logger.Warn("could not raise the open-file limit", "error", err)
-	} else {
-		logger.Info("open-file limit", "limit", n)
-	}
-	if apphost.TestHooksBuilt {
-		logger.Warn("this binary was built with test hooks (tag appfleet_testhooks); never run it in production")
-	}
-
-	rt, err := apphost.New(ctx, apphost.Config{
-		DataDir:          opts.DataDir,
-		Name:             opts.Name,
-		Token:            token,
-		IdleTimeout:      opts.IdleTimeout,
-		MaxApps:          opts.MaxApps,
-		MaxOpenDatabases: opts.MaxOpenDatabases,
-		ShutdownTimeout:  opts.ShutdownTimeout,
-		MaxRunning:       opts.MaxRunning,
-		QueueDepth:       opts.QueueDepth,
-		QueueTimeout:     opts.QueueTimeout,
-		ReadTimeout:      opts.ReadTimeout,
-		MaxRestoreBytes:  opts.MaxRestoreSize,
-		Version:          version.Get().Version,
-		Logger:           logger,
-	})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		_ = rt.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("listen on %s: %w; choose another address with --listen", opts.Listen, err)
-	}
-	addr := ln.Addr().String()
-	if err := apphost.WriteFileAtomic(filepath.Join(opts.DataDir, "runtime.addr"), []byte(addr+"\n"), 0o600); err != nil {
-		// A full disk must not keep a runtime from serving reads; the lock file records the address too.
-		logger.Warn("could not write runtime.addr; the address is in runtime.lock", "error", err)
-	}
-	fmt.Fprintf(opts.IO.ErrOut, "appfleet runtime listening on %s\n", addr)
-	logger.Info("listening", "addr", addr)
-	if err := rt.Serve(ctx, ln); err != nil && !strings.Contains(err.Error(), "use of closed network connection") {
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+	return serveRuntime(ctx, opts, logger)
 }

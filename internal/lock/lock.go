@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // FileName is the name of the lock file inside the state dir.
@@ -73,13 +71,13 @@ func Acquire(stateDir, command string) (*Lock, error) {
 	}
 	deadline := time.Now().Add(retryFor)
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+		held, err := tryLock(f)
+		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("lock state dir %s: %w", stateDir, err)
+		}
+		if !held {
+			break
 		}
 		if time.Now().After(deadline) {
 			holder := readHolder(f)
@@ -91,7 +89,7 @@ func Acquire(stateDir, command string) (*Lock, error) {
 	host, _ := os.Hostname()
 	h := Holder{PID: os.Getpid(), Host: host, Command: command, Started: time.Now().UTC().Truncate(time.Second)}
 	if err := writeHolder(f, h); err != nil {
-		_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		_ = unlock(f)
 		f.Close()
 		return nil, fmt.Errorf("lock state dir %s: record holder: %w", stateDir, err)
 	}
@@ -106,7 +104,7 @@ func (l *Lock) Release() error {
 	// Clear the holder first so nobody reads a stale name; the file itself stays, because removing a
 	// locked file lets a third process lock a new inode while a second still waits on the old one.
 	_ = l.f.Truncate(0)
-	errUnlock := unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	errUnlock := unlock(l.f)
 	errClose := l.f.Close()
 	l.f = nil
 	return errors.Join(errUnlock, errClose)

@@ -10,6 +10,8 @@
 // one. A pid alone is not trusted, because pids are reused; nor is an address that answers /readyz:
 // the runtime must report the environment's data dir and the instance id its lock records.
 //
+// It runs on Unix systems only (Linux, macOS): on others New says that it is not supported there.
+//
 // local never deletes data: destroy stops the runtime and moves the environment's directory to
 // <state-dir>/archive/environments/<name>-<UTC time>/, from where it can be restored by moving it back.
 package local
