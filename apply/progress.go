@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/appfleet/appfleet/plan"
 )
@@ -76,11 +77,13 @@ func (p *PlainProgress) Event(e Event) {
 func (p *PlainProgress) Close() error { return nil }
 
 // TTYProgress writes the same lines as PlainProgress and keeps a live summary line below them, redrawn in
-// place: how many actions are done, which run now, and how many failed. Close erases the summary line.
-// It is safe for concurrent use.
+// place: how many actions are done, which run now, and how many failed. The summary line always fits the
+// terminal's width (a wrapped line could not be erased in place): names of running actions give way
+// first, then the line is cut. Close erases the summary line. It is safe for concurrent use.
 type TTYProgress struct {
 	mu      sync.Mutex
 	w       io.Writer
+	width   func() int
 	running map[string]time.Time
 	done    int
 	failed  int
@@ -89,9 +92,11 @@ type TTYProgress struct {
 	now     func() time.Time
 }
 
-// NewTTYProgress returns a Sink for a terminal.
-func NewTTYProgress(w io.Writer) *TTYProgress {
-	return &TTYProgress{w: w, running: map[string]time.Time{}, now: time.Now}
+// NewTTYProgress returns a Sink for a terminal. width returns the terminal's width in columns; it is
+// asked at every redraw, so a resized terminal is followed. Nil, or a width of 0 or less, means unknown:
+// the line is not cut.
+func NewTTYProgress(w io.Writer, width func() int) *TTYProgress {
+	return &TTYProgress{w: w, width: width, running: map[string]time.Time{}, now: time.Now}
 }
 
 // Event prints the event's line above the summary and redraws the summary.
@@ -139,18 +144,50 @@ func (t *TTYProgress) draw() {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	const show = 3
-	list := strings.Join(names[:min(show, len(names))], ", ")
-	if len(names) > show {
-		list += fmt.Sprintf(", +%d", len(names)-show)
+	width := 0
+	if t.width != nil {
+		width = t.width()
 	}
-	s := fmt.Sprintf("Applying: %d done, %d running (%s)", t.done, len(t.running), list)
+	// The last column is left free: some terminals wrap as soon as it is written.
+	limit := width - 1
+	var s string
+	for show := min(3, len(names)); show >= 0; show-- {
+		s = t.summary(names, show)
+		if width <= 0 || utf8.RuneCountInString(s) <= limit {
+			break
+		}
+	}
+	fmt.Fprint(t.w, cut(s, limit))
+	t.drawn = true
+}
+
+// summary is the live line naming the first show running actions.
+func (t *TTYProgress) summary(names []string, show int) string {
+	s := fmt.Sprintf("Applying: %d done, %d running", t.done, len(names))
+	if show > 0 {
+		list := strings.Join(names[:show], ", ")
+		if len(names) > show {
+			list += fmt.Sprintf(", +%d", len(names)-show)
+		}
+		s += " (" + list + ")"
+	}
 	if t.failed > 0 {
 		s += fmt.Sprintf(", %d failed", t.failed)
 	}
 	if t.skipped > 0 {
 		s += fmt.Sprintf(", %d skipped", t.skipped)
 	}
-	fmt.Fprint(t.w, s)
-	t.drawn = true
+	return s
+}
+
+// cut shortens s to at most limit runes, ending it with "…" when it cut anything; limit < 0 means no limit.
+func cut(s string, limit int) string {
+	if limit < 0 || utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	if limit == 0 {
+		return ""
+	}
+	r := []rune(s)
+	return string(r[:limit-1]) + "…"
 }

@@ -6,8 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/appfleet/appfleet/plan"
 )
@@ -33,7 +36,7 @@ app.x: skipped: environment.a failed
 
 func TestTTYProgress(t *testing.T) {
 	var b bytes.Buffer
-	p := NewTTYProgress(&b)
+	p := NewTTYProgress(&b, nil)
 	p.Event(Event{Address: "app.a", Kind: plan.Create, Phase: Started})
 	p.Event(Event{Address: "app.b", Kind: plan.Start, Phase: Started})
 	p.Event(Event{Address: "app.a", Kind: plan.Create, Phase: Finished, Duration: 10 * time.Millisecond})
@@ -45,4 +48,44 @@ func TestTTYProgress(t *testing.T) {
 	assert.Contains(t, out, "app.b: Start failed after 0.01s: app is in error: boom\n")
 	assert.True(t, strings.HasSuffix(out, "app.b: Start failed after 0.01s: app is in error: boom\n"),
 		"nothing is running at the end, so no summary line is left: %q", out)
+}
+
+// summaryLines are the live lines a TTYProgress drew: each follows the last newline before an erase.
+func summaryLines(out string) []string {
+	var lines []string
+	for _, part := range strings.Split(out, "\r\x1b[K") {
+		if line := part[strings.LastIndexByte(part, '\n')+1:]; line != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines
+}
+
+func TestTTYProgressFitsWidth(t *testing.T) {
+	width := 60
+	var b bytes.Buffer
+	p := NewTTYProgress(&b, func() int { return width })
+	for _, a := range []string{"app.customer-relationship-management", "app.billing", "app.wiki"} {
+		p.Event(Event{Address: a, Kind: plan.Create, Phase: Started})
+	}
+	width = 20 // the terminal is made narrower
+	p.Event(Event{Address: "app.z", Kind: plan.Create, Phase: Started})
+	width = 0 // unknown: the line is not cut
+	p.Event(Event{Address: "app.y", Kind: plan.Create, Phase: Started})
+	require.NoError(t, p.Close())
+
+	got := summaryLines(b.String())
+	want := []string{
+		"Applying: 0 done, 1 running",
+		"Applying: 0 done, 2 running (app.billing, +1)",
+		"Applying: 0 done, 3 running (app.billing, +2)",
+		"Applying: 0 done, …",
+		"Applying: 0 done, 5 running (app.billing, app.customer-relationship-management, app.wiki, +2)",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("summary lines (-want +got):\n%s", diff)
+	}
+	for i, line := range got[:4] {
+		assert.LessOrEqual(t, utf8.RuneCountInString(line), []int{59, 59, 59, 19}[i], "line %d fits its terminal, last column free", i)
+	}
 }

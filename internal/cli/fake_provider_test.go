@@ -3,7 +3,9 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -165,4 +167,23 @@ func TestConfirmEOFCancels(t *testing.T) {
 	assert.Contains(t, errOut.String(), "apply cancelled; nothing was changed")
 	assert.NotContains(t, errOut.String(), "EOF")
 	assert.Empty(t, fake.Calls())
+}
+
+// On a terminal, apply's live status line fits the terminal's width.
+func TestApplyProgressFitsTerminal(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "fleet.yaml"), []byte(enginetest.Manifests), 0o644))
+	fake := enginetest.NewProvider(t)
+	io, _, out, errOut := TestIO(true)
+	io.SetTerminalWidth(24)
+	f := &Factory{IO: io, StateDir: filepath.Join(t.TempDir(), "state"), Registry: func() providers.Registry { return fake.Registry() }}
+	require.Equal(t, ExitOK, Run(t.Context(), f, []string{"apply", dir, "--yes"}), "stdout:\n%s\nstderr:\n%s", out, errOut)
+	drawn := 0
+	for _, part := range strings.Split(errOut.String(), "\r\x1b[K") {
+		if line := part[strings.LastIndexByte(part, '\n')+1:]; strings.HasPrefix(line, "Applying") {
+			drawn++
+			assert.LessOrEqual(t, utf8.RuneCountInString(line), 23, "%q is wider than the terminal", line)
+		}
+	}
+	assert.Positive(t, drawn, "the live line was drawn: %q", errOut)
 }

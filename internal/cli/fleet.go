@@ -76,7 +76,7 @@ func (s *sink) Planned(pass engine.Pass, p *plan.Plan, _ error) {
 
 func (s *sink) Applying(engine.Pass, *plan.Plan) {
 	if s.io.IsStderrTTY() {
-		s.progress = apply.NewTTYProgress(s.io.ErrOut)
+		s.progress = apply.NewTTYProgress(s.io.ErrOut, s.io.TerminalWidth)
 	} else {
 		s.progress = apply.NewPlainProgress(s.io.ErrOut)
 	}

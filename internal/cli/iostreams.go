@@ -18,6 +18,8 @@ type IOStreams struct {
 	stdoutTTY bool
 	stderrTTY bool
 	color     bool
+	// width returns the width of the terminal stderr writes to, 0 when unknown.
+	width func() int
 }
 
 // SystemIO returns the process's streams. Colour is on when stdout is a terminal and NO_COLOR is unset
@@ -28,6 +30,13 @@ func SystemIO() *IOStreams {
 		stdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
 		stdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
 		stderrTTY: term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	s.width = func() int {
+		w, _, err := term.GetSize(int(os.Stderr.Fd()))
+		if err != nil {
+			return 0
+		}
+		return w
 	}
 	s.color = colorWanted(s.stdoutTTY, os.Getenv("NO_COLOR"), os.Getenv("TERM"))
 	return s
@@ -53,6 +62,18 @@ func (s *IOStreams) IsStdoutTTY() bool { return s.stdoutTTY }
 
 // IsStderrTTY reports whether stderr is a terminal (live progress is drawn only then).
 func (s *IOStreams) IsStderrTTY() bool { return s.stderrTTY }
+
+// TerminalWidth is the width in columns of the terminal stderr writes to, asked afresh at each call (a
+// terminal may be resized); 0 when it is not a terminal or its width cannot be read.
+func (s *IOStreams) TerminalWidth() int {
+	if !s.stderrTTY || s.width == nil {
+		return 0
+	}
+	return s.width()
+}
+
+// SetTerminalWidth makes TerminalWidth answer w, for tests.
+func (s *IOStreams) SetTerminalWidth(w int) { s.width = func() int { return w } }
 
 // ColorEnabled reports whether output may carry ANSI colour.
 func (s *IOStreams) ColorEnabled() bool { return s.color }
