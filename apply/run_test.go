@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -98,7 +99,14 @@ func fast(o Options) Options {
 	return o
 }
 
+// The overlap tests below run in a synctest bubble: their sleeps take no real time and every goroutine
+// moves in lockstep, so what overlaps is exact whatever the machine's load.
+
 func TestRunOrderRespectsDependencies(t *testing.T) {
+	synctest.Test(t, testRunOrderRespectsDependencies)
+}
+
+func testRunOrderRespectsDependencies(t *testing.T) {
 	p := &plan.Plan{Actions: []*plan.Action{
 		act("environment.dev", plan.Create),
 		act("environment.prod", plan.Update),
@@ -137,20 +145,19 @@ func TestRunParallelismBound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var acts []*plan.Action
-			for i := range 24 {
-				acts = append(acts, act(fmt.Sprintf("app.a%02d", i), plan.Create))
-			}
-			rec := &recorder{hook: func(context.Context, plan.Action, int) error {
-				time.Sleep(5 * time.Millisecond)
-				return nil
-			}}
-			res := Run(t.Context(), &plan.Plan{Actions: acts}, rec, fast(Options{Parallelism: tt.parallelism}), nil)
-			require.Len(t, res.Succeeded, 24)
-			assert.LessOrEqual(t, rec.peak.Load(), tt.want)
-			if tt.want > 1 {
-				assert.Greater(t, rec.peak.Load(), int32(1), "independent actions run in parallel")
-			}
+			synctest.Test(t, func(t *testing.T) {
+				var acts []*plan.Action
+				for i := range 24 {
+					acts = append(acts, act(fmt.Sprintf("app.a%02d", i), plan.Create))
+				}
+				rec := &recorder{hook: func(context.Context, plan.Action, int) error {
+					time.Sleep(5 * time.Millisecond)
+					return nil
+				}}
+				res := Run(t.Context(), &plan.Plan{Actions: acts}, rec, fast(Options{Parallelism: tt.parallelism}), nil)
+				require.Len(t, res.Succeeded, 24)
+				assert.Equal(t, tt.want, rec.peak.Load(), "independent actions run in parallel, up to the bound and no more")
+			})
 		})
 	}
 }
@@ -210,29 +217,42 @@ func TestRunRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rec := &recorder{hook: func(_ context.Context, _ plan.Action, attempt int) error {
-				if attempt <= tt.failFirst {
-					return tt.err
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{hook: func(_ context.Context, _ plan.Action, attempt int) error {
+					if attempt <= tt.failFirst {
+						return tt.err
+					}
+					return nil
+				}}
+				ev := &events{}
+				start := time.Now()
+				res := Run(t.Context(), &plan.Plan{Actions: []*plan.Action{act("app.a", plan.Create)}}, rec,
+					Options{Retries: tt.retries}, ev)
+				// The default backoff, doubling: 0.5s before the first retry, 1s before the second.
+				var waited time.Duration
+				for i := range tt.wantRetrys {
+					waited += DefaultBackoff << i
 				}
-				return nil
-			}}
-			ev := &events{}
-			res := Run(t.Context(), &plan.Plan{Actions: []*plan.Action{act("app.a", plan.Create)}}, rec,
-				fast(Options{Retries: tt.retries}), ev)
-			assert.Equal(t, tt.wantOK, res.OK())
-			assert.Equal(t, tt.wantTries, rec.attempts["app.a"])
-			retrying := 0
-			for _, p := range ev.phases("app.a") {
-				if p == Retrying {
-					retrying++
+				assert.Equal(t, waited, time.Since(start), "retries wait the backoff, and nothing else")
+				assert.Equal(t, tt.wantOK, res.OK())
+				assert.Equal(t, tt.wantTries, rec.attempts["app.a"])
+				retrying := 0
+				for _, p := range ev.phases("app.a") {
+					if p == Retrying {
+						retrying++
+					}
 				}
-			}
-			assert.Equal(t, tt.wantRetrys, retrying)
+				assert.Equal(t, tt.wantRetrys, retrying)
+			})
 		})
 	}
 }
 
 func TestRunCancellationFinishesInFlight(t *testing.T) {
+	synctest.Test(t, testRunCancellationFinishesInFlight)
+}
+
+func testRunCancellationFinishesInFlight(t *testing.T) {
 	p := &plan.Plan{Actions: []*plan.Action{
 		act("app.slow", plan.Create),
 		act("app.after", plan.Create, "app.slow"),

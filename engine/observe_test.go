@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -123,7 +124,9 @@ func TestObserveFleetAgainstRealRuntimes(t *testing.T) {
 	require.Len(t, s.Apps, 2)
 	assert.Equal(t, "billing", s.Apps[0].Name, "apps sorted by name")
 	assert.Equal(t, "crm", s.Apps[1].Name)
-	assert.Equal(t, upEP, eps["up"], "the executor gets the endpoint with its token")
+	if diff := cmp.Diff(upEP, eps["up"]); diff != "" {
+		t.Errorf("the executor gets the endpoint with its token (-want +got):\n%s", diff)
+	}
 
 	s = snap.Environments["crashed"]
 	assert.True(t, s.Exists)
@@ -153,7 +156,9 @@ func TestObserveFleetAgainstRealRuntimes(t *testing.T) {
 	assert.True(t, s.Exists && s.Running && s.Reachable, "%+v", s)
 	require.Len(t, s.Apps, 1)
 	assert.Equal(t, "legacy", s.Apps[0].Name)
-	assert.Equal(t, oldEP, eps["old"])
+	if diff := cmp.Diff(oldEP, eps["old"]); diff != "" {
+		t.Errorf("endpoint of an undeclared environment (-want +got):\n%s", diff)
+	}
 }
 
 // faulty is a provider that fails in every way a provider can, to show that observation contains it.

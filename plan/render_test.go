@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	tfjson "github.com/hashicorp/terraform-json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -246,10 +247,13 @@ func TestRenderJSONNested(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b.Bytes(), &raw))
 	for _, c := range raw.ResourceChanges {
 		if c.Address == "environment.changed.module.runtime.terraform_data.server" {
-			assert.Equal(t, jsonNestedExtra{Kind: "nested", Environment: "changed", Address: "module.runtime.terraform_data.server",
+			want := jsonNestedExtra{Kind: "nested", Environment: "changed", Address: "module.runtime.terraform_data.server",
 				Reason: "an attribute that forces replacement changes",
 				Diffs: []jsonDiff{{Path: "input.log_level", Kind: "change", Before: `"info"`, After: `"debug"`},
-					{Path: "input.token_file", Kind: "change", Before: "(sensitive)", After: "(sensitive)", Sensitive: true}}}, c.Appfleet)
+					{Path: "input.token_file", Kind: "change", Before: "(sensitive)", After: "(sensitive)", Sensitive: true}}}
+			if diff := cmp.Diff(want, c.Appfleet); diff != "" {
+				t.Errorf("nested change (-want +got):\n%s", diff)
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"flag"
 	"io"
 	"io/fs"
 	"os"
@@ -323,11 +324,13 @@ func appSetSchema(t *testing.T) map[string]any {
 	}
 }
 
-// TestSchemas_AppSetFollowsApp keeps appset.schema.json in step with app.schema.json. UPDATE_GOLDEN=1
-// rewrites it.
+// update rewrites derived schemas (go test ./schemas -update).
+var update = flag.Bool("update", false, "rewrite appset.schema.json from app.schema.json")
+
+// TestSchemas_AppSetFollowsApp keeps appset.schema.json in step with app.schema.json; -update rewrites it.
 func TestSchemas_AppSetFollowsApp(t *testing.T) {
 	want := appSetSchema(t)
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
+	if *update {
 		b, err := json.MarshalIndent(want, "", "  ")
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile("appset.schema.json", append(b, '\n'), 0o644))
@@ -337,5 +340,5 @@ func TestSchemas_AppSetFollowsApp(t *testing.T) {
 	require.NoError(t, err)
 	gotJSON, err := json.Marshal(got)
 	require.NoError(t, err)
-	assert.JSONEq(t, string(wantJSON), string(gotJSON), "appset.schema.json is derived from app.schema.json; run UPDATE_GOLDEN=1 go test ./schemas")
+	assert.JSONEq(t, string(wantJSON), string(gotJSON), "appset.schema.json is derived from app.schema.json; run go test ./schemas -update")
 }

@@ -104,10 +104,14 @@ metadata: {name: acme}
 	assert.False(t, m.Prune())
 	env, ok := m.Environment("dev")
 	require.True(t, ok)
-	assert.Equal(t, RuntimeSpec{MaxApps: 1000, IdleTimeout: Duration{10 * time.Minute}}, env.Spec.Runtime)
+	if diff := cmp.Diff(RuntimeSpec{MaxApps: 1000, IdleTimeout: Duration{10 * time.Minute}}, env.Spec.Runtime); diff != "" {
+		t.Errorf("runtime defaults (-want +got):\n%s", diff)
+	}
 	crm, _ := m.App("crm")
 	assert.Equal(t, StateRunning, crm.Spec.State)
-	assert.Equal(t, Database{Driver: DriverSQLite}, crm.Spec.Database)
+	if diff := cmp.Diff(Database{Driver: DriverSQLite}, crm.Spec.Database); diff != "" {
+		t.Errorf("database defaults (-want +got):\n%s", diff)
+	}
 	pg, _ := m.App("pg")
 	assert.Equal(t, IsolationDatabase, pg.Spec.Database.Isolation)
 	assert.Len(t, m.AppsIn("dev"), 2)

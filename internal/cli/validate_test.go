@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,8 +19,8 @@ import (
 // testSecret is the value of APPFLEET_TEST_SET in these tests; no output may ever show it.
 const testSecret = "s3cr3t-value-of-a-test"
 
-// validateGoldenUpdate rewrites the stdout/stderr sections of the txtar cases when set to 1.
-var validateGoldenUpdate = os.Getenv("UPDATE_GOLDEN") == "1"
+// update rewrites the stdout/stderr sections of the txtar cases (go test ./internal/cli -update).
+var update = flag.Bool("update", false, "rewrite the expected output of the txtar cases under testdata")
 
 // runValidateCase extracts the manifests of a txtar archive into a new working directory, runs
 // `appfleet validate <args>` there and returns exit code, stdout and stderr.
@@ -74,7 +75,7 @@ func TestValidate_Malformed(t *testing.T) {
 
 			want, i := section(ar, "stderr")
 			require.GreaterOrEqual(t, i, 0, "the case has a stderr section")
-			if validateGoldenUpdate {
+			if *update {
 				ar.Files[i].Data = []byte(stderr)
 				require.NoError(t, os.WriteFile(filepath.Join(cwdAtStart, file), txtar.Format(ar), 0o644))
 				return
@@ -125,7 +126,7 @@ func TestValidate_Valid(t *testing.T) {
 			assert.Equal(t, ExitOK, code)
 			wantOut, i := section(ar, "stdout")
 			wantErr, j := section(ar, "stderr")
-			if validateGoldenUpdate {
+			if *update {
 				ar.Files[i].Data, ar.Files[j].Data = []byte(stdout), []byte(stderr)
 				require.NoError(t, os.WriteFile(filepath.Join(cwdAtStart, file), txtar.Format(ar), 0o644))
 				return
