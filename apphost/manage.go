@@ -165,7 +165,7 @@ func boolQuery(r *http.Request, key string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
-		return false, errorf(http.StatusBadRequest, api.CodeInvalid, "query parameter %s: want true or false, got %q", key, v)
+		return false, errorf(errInvalid, "query parameter %s: want true or false, got %q", key, v)
 	}
 	return b, nil
 }
@@ -250,8 +250,9 @@ func respond(w http.ResponseWriter, status int, v api.App, err error) {
 // may hold SQL or paths, which go to the log.
 func writeOpError(w http.ResponseWriter, err error) {
 	var oe *opError
-	if errors.As(err, &oe) && oe.status != http.StatusInternalServerError {
-		writeError(w, oe.status, oe.code, oe.msg, oe.details)
+	if errors.As(err, &oe) && oe.kind != errInternal {
+		k := errKinds[oe.kind]
+		writeError(w, k.status, k.code, oe.msg, oe.details)
 		return
 	}
 	writeInternal(w, err)

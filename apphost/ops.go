@@ -21,22 +21,56 @@ import (
 	"github.com/appfleet/appfleet/spec"
 )
 
-// opError is a failed operation with the HTTP status and code it answers with.
+// errKind is what went wrong with an operation, in the runtime's own terms. Operations never speak
+// HTTP: errKinds maps each kind to the status and code the management API answers with.
+type errKind int
+
+// The kinds of failed operations.
+const (
+	errInvalid   errKind = iota + 1 // the request or spec is not valid
+	errTooLarge                     // a body is over its bound
+	errNotFound                     // the app does not exist
+	errConflict                     // If-Match does not match, or a hostname belongs to another app
+	errDataLoss                     // the change loses data and the request did not allow it
+	errLimit                        // the runtime holds its maximum of apps
+	errMigration                    // the schema change could not run; the app keeps its accepted spec
+	errBusy                         // the app's lifecycle could not take its database in time
+	errDiskFull                     // the runtime's disk is full; nothing was written
+	errInternal                     // a failure inside the runtime; the answer shows a request id only
+)
+
+// errKinds is the one table from a failed operation to its HTTP answer (api/types.go lists the codes).
+var errKinds = map[errKind]struct {
+	status int
+	code   string
+}{
+	errInvalid:   {http.StatusBadRequest, api.CodeInvalid},
+	errTooLarge:  {http.StatusRequestEntityTooLarge, api.CodeInvalid},
+	errNotFound:  {http.StatusNotFound, api.CodeNotFound},
+	errConflict:  {http.StatusConflict, api.CodeConflict},
+	errDataLoss:  {http.StatusConflict, api.CodeDataLoss},
+	errLimit:     {http.StatusConflict, api.CodeLimitExceeded},
+	errMigration: {http.StatusUnprocessableEntity, api.CodeMigrationFailed},
+	errBusy:      {http.StatusServiceUnavailable, api.CodeUnavailable},
+	errDiskFull:  {http.StatusInsufficientStorage, api.CodeDiskFull},
+	errInternal:  {http.StatusInternalServerError, api.CodeInternal},
+}
+
+// opError is a failed operation: its kind, a message for people and one line per problem.
 type opError struct {
-	status  int
-	code    string
+	kind    errKind
 	msg     string
 	details []string
 }
 
 func (e *opError) Error() string { return e.msg }
 
-func errorf(status int, code, format string, args ...any) *opError {
-	return &opError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+func errorf(kind errKind, format string, args ...any) *opError {
+	return &opError{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
 func notFound(name string) *opError {
-	return errorf(http.StatusNotFound, api.CodeNotFound, "app %q does not exist", name)
+	return errorf(errNotFound, "app %q does not exist", name)
 }
 
 // lifecycleTimeout bounds a lifecycle operation's wait for requests and its database work.
@@ -110,10 +144,10 @@ func (rt *Runtime) claimHosts(a *app, hostnames []string) (func(), error) {
 	defer rt.mu.Unlock()
 	for _, h := range hostnames {
 		if owner := rt.hosts[h]; owner != nil && owner != a {
-			return nil, errorf(http.StatusConflict, api.CodeConflict, "hostname %q already belongs to app %q", h, owner.name)
+			return nil, errorf(errConflict, "hostname %q already belongs to app %q", h, owner.name)
 		}
 		if owner := rt.claims[h]; owner != nil && owner != a {
-			return nil, errorf(http.StatusConflict, api.CodeConflict, "hostname %q is being claimed by app %q", h, owner.name)
+			return nil, errorf(errConflict, "hostname %q is being claimed by app %q", h, owner.name)
 		}
 	}
 	for _, h := range hostnames {
@@ -189,7 +223,7 @@ func (rt *Runtime) pgStorageName(name string) string {
 // putApp creates or updates an app. It returns the app and whether it was created.
 func (rt *Runtime) putApp(ctx context.Context, name string, req api.PutAppRequest, ifMatch *int64, allowLoss bool) (api.App, bool, error) {
 	if probs := validateSpec(name, req.Spec); len(probs) > 0 {
-		return api.App{}, false, &opError{http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the spec is not valid", name), probs}
+		return api.App{}, false, &opError{errInvalid, fmt.Sprintf("app %q: the spec is not valid", name), probs}
 	}
 	ctx, cancel := rt.lifecycleContext(ctx)
 	defer cancel()
@@ -216,18 +250,18 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		return api.App{}, false, err
 	}
 	if ifMatch != nil && *ifMatch != cur.entry.Generation {
-		return fail(errorf(http.StatusConflict, api.CodeConflict, "app %q is at generation %d, not %d; observe it again and re-plan", a.name, cur.entry.Generation, *ifMatch))
+		return fail(errorf(errConflict, "app %q is at generation %d, not %d; observe it again and re-plan", a.name, cur.entry.Generation, *ifMatch))
 	}
 	if isNew && rt.cfg.MaxApps > 0 {
 		// The count includes this app's placeholder and those of other creates in flight, so the limit
 		// holds under concurrency (at worst a create near the limit is refused and can be retried).
 		if n := rt.appCount(); n > rt.cfg.MaxApps {
-			return fail(errorf(http.StatusConflict, api.CodeLimitExceeded, "the runtime holds its maximum of %d apps; raise the environment's runtime.maxApps or delete an app", rt.cfg.MaxApps))
+			return fail(errorf(errLimit, "the runtime holds its maximum of %d apps; raise the environment's runtime.maxApps or delete an app", rt.cfg.MaxApps))
 		}
 	}
 	stored, err := storedSpec(a.name, req.Spec, cur.entry.Spec)
 	if err != nil {
-		return fail(&opError{http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the spec is not valid", a.name), []string{err.Error()}})
+		return fail(&opError{errInvalid, fmt.Sprintf("app %q: the spec is not valid", a.name), []string{err.Error()}})
 	}
 	// Hostnames are claimed before anything else is done, atomically with the check that nobody else
 	// owns or claims them, and released at the end (routed to the app if the put succeeded).
@@ -248,7 +282,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 	if !specChanged && cur.status != api.StatusError {
 		if !maps.Equal(cur.entry.Labels, req.Labels) {
 			if err := rt.reg.Put(ctx, entry); err != nil {
-				return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err))
+				return fail(errorf(errInternal, "%v", err))
 			}
 			a.setEntry(entry, cur.status, "")
 		} else if cur.err != "" {
@@ -272,7 +306,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			}
 		}
 		if len(lines) > 0 {
-			return fail(&opError{http.StatusConflict, api.CodeDataLoss,
+			return fail(&opError{errDataLoss,
 				fmt.Sprintf("app %q: the change loses data; repeat it with ?%s=true to allow that", a.name, api.QueryAllowDataLoss), lines})
 		}
 	}
@@ -290,7 +324,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 	a.setStatus(api.StatusMigrating, "")
 	if err := a.acquire(ctx); err != nil {
 		a.setStatus(cur.status, cur.err)
-		return fail(errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", a.name, err))
+		return fail(errorf(errBusy, "app %q is busy: %v", a.name, err))
 	}
 	defer a.release()
 	wasClosed := a.closed
@@ -301,7 +335,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		a.closeDB()
 		if err := rt.archiveStorage(ctx, a.name, cur.entry, false); err != nil {
 			restore()
-			return fail(errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: archive the old database: %v", a.name, err))
+			return fail(errorf(errInternal, "app %q: archive the old database: %v", a.name, err))
 		}
 	}
 	newDSN := dsnOf(cur.entry.Spec) != dsnOf(stored)
@@ -330,11 +364,11 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		}
 		if err != nil {
 			if isNew {
-				return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: create its database: %v", a.name, err))
+				return fail(errorf(errMigration, "app %q: create its database: %v", a.name, err))
 			}
 			a.closed = true
 			a.setStatus(api.StatusError, "open database: "+err.Error())
-			return fail(errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: open its database: %v", a.name, err))
+			return fail(errorf(errMigration, "app %q: open its database: %v", a.name, err))
 		}
 		a.setDB(c)
 	}
@@ -361,7 +395,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 		if errors.As(err, &dl) {
 			// The accepted spec and the database disagreed; the database is the truth.
 			restore()
-			return fail(&opError{http.StatusConflict, api.CodeDataLoss,
+			return fail(&opError{errDataLoss,
 				fmt.Sprintf("app %q: the change loses data; repeat it with ?%s=true to allow that", a.name, api.QueryAllowDataLoss), dl.Details()})
 		}
 		if isNew {
@@ -412,17 +446,17 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 // migrationError is the answer to a schema change that could not run.
 func migrationError(name string, err error, tail string) error {
 	if store.IsDiskFull(err) {
-		return errorf(http.StatusInsufficientStorage, api.CodeDiskFull, "app %q: the runtime's disk is full; the change was not made%s. Free space on the runtime's disk and retry", name, tail)
+		return errorf(errDiskFull, "app %q: the runtime's disk is full; the change was not made%s. Free space on the runtime's disk and retry", name, tail)
 	}
-	return errorf(http.StatusUnprocessableEntity, api.CodeMigrationFailed, "app %q: %v%s", name, err, tail)
+	return errorf(errMigration, "app %q: %v%s", name, err, tail)
 }
 
 // storageError is the answer to a write of the runtime's own files that failed.
 func storageError(name string, err error) error {
 	if store.IsDiskFull(err) {
-		return errorf(http.StatusInsufficientStorage, api.CodeDiskFull, "app %q: the runtime's disk is full; the change was not made. Free space on the runtime's disk and retry", name)
+		return errorf(errDiskFull, "app %q: the runtime's disk is full; the change was not made. Free space on the runtime's disk and retry", name)
 	}
-	return errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
+	return errorf(errInternal, "app %q: %v", name, err)
 }
 
 // clearOrphan moves aside data found where a database is about to be created (left by a delete that
@@ -548,7 +582,7 @@ func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
 	a.setStatus(api.StatusStarting, "")
 	if err := a.acquire(ctx); err != nil {
 		a.setStatus(cur.status, cur.err)
-		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+		return api.App{}, errorf(errBusy, "app %q is busy: %v", name, err)
 	}
 	err = a.openVerified(ctx, cur)
 	if err == nil {
@@ -557,14 +591,14 @@ func (rt *Runtime) startApp(ctx context.Context, name string) (api.App, error) {
 	a.release()
 	if err != nil {
 		a.setStatus(api.StatusError, err.Error())
-		return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q cannot start: %v", name, err)
+		return api.App{}, errorf(errInternal, "app %q cannot start: %v", name, err)
 	}
 	entry := cur.entry
 	if entry.Spec.State == spec.StateStopped {
 		entry.Spec.State = spec.StateRunning
 		entry.UpdatedAt = time.Now().UTC()
 		if err := rt.reg.Put(ctx, entry); err != nil {
-			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+			return api.App{}, errorf(errInternal, "%v", err)
 		}
 	}
 	a.setEntry(entry, api.StatusRunning, "")
@@ -609,7 +643,7 @@ func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
 	a.setStatus(api.StatusStopping, "")
 	if err := a.acquire(ctx); err != nil {
 		a.setStatus(cur.status, cur.err)
-		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+		return api.App{}, errorf(errBusy, "app %q is busy: %v", name, err)
 	}
 	a.closed = true
 	a.closeDB()
@@ -618,7 +652,7 @@ func (rt *Runtime) stopApp(ctx context.Context, name string) (api.App, error) {
 	entry.Spec.State = spec.StateStopped
 	entry.UpdatedAt = time.Now().UTC()
 	if err := rt.reg.Put(ctx, entry); err != nil {
-		return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+		return api.App{}, errorf(errInternal, "%v", err)
 	}
 	a.setEntry(entry, api.StatusStopped, "")
 	return a.view(), nil
@@ -637,7 +671,7 @@ func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error
 	a.setStatus(api.StatusStopping, "")
 	if err := a.acquire(ctx); err != nil {
 		a.setStatus(cur.status, cur.err)
-		return errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+		return errorf(errBusy, "app %q is busy: %v", name, err)
 	}
 	a.closed = true
 	a.closeDB()
@@ -646,12 +680,12 @@ func (rt *Runtime) deleteApp(ctx context.Context, name string, purge bool) error
 	// aside, never a registered app without its data.
 	if err := rt.reg.Delete(ctx, name); err != nil {
 		a.setStatus(api.StatusError, err.Error())
-		return errorf(http.StatusInternalServerError, api.CodeInternal, "%v", err)
+		return errorf(errInternal, "%v", err)
 	}
 	rt.forget(a)
 	if err := rt.archiveStorage(ctx, name, cur.entry, purge); err != nil {
 		a.log.Error("archive data of deleted app", "error", err)
-		return errorf(http.StatusInternalServerError, api.CodeInternal, "app %q was deleted but its data could not be archived: %v", name, err)
+		return errorf(errInternal, "app %q was deleted but its data could not be archived: %v", name, err)
 	}
 	a.log.Info("app deleted", "purged", purge)
 	return nil
@@ -676,7 +710,7 @@ func (rt *Runtime) backupApp(ctx context.Context, name string) (string, error) {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return "", errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: back up: %v", name, err)
+		return "", errorf(errInternal, "app %q: back up: %v", name, err)
 	}
 	return tmp, nil
 }
@@ -764,10 +798,10 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 		if store.IsDiskFull(err) {
 			return api.App{}, storageError(name, err)
 		}
-		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "read snapshot: %v", err)
+		return api.App{}, errorf(errInvalid, "read snapshot: %v", err)
 	}
 	if fi, err := os.Stat(tmp); err == nil && fi.Size() > rt.cfg.MaxRestoreBytes {
-		return api.App{}, errorf(http.StatusRequestEntityTooLarge, api.CodeInvalid,
+		return api.App{}, errorf(errTooLarge,
 			"app %q: the snapshot is larger than this runtime takes (%d bytes; see runtime serve --max-restore-size)", name, rt.cfg.MaxRestoreBytes)
 	}
 	ctx, cancel := rt.lifecycleContext(ctx)
@@ -780,7 +814,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 	st := a.current()
 	snap, err := store.CheckSQLite(ctx, tmp)
 	if err != nil {
-		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a usable snapshot: %v", name, err)
+		return api.App{}, errorf(errInvalid, "app %q: the body is not a usable snapshot: %v", name, err)
 	}
 	snapClosed := false
 	defer func() {
@@ -790,32 +824,32 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 	}()
 	snapCols, ok, err := store.RecordedCollections(ctx, snap)
 	if err != nil || !ok {
-		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a snapshot of an appfleet app", name)
+		return api.App{}, errorf(errInvalid, "app %q: the body is not a snapshot of an appfleet app", name)
 	}
 	probs, err := store.VerifySnapshot(ctx, snap, snapCols)
 	if err != nil {
-		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the body is not a usable snapshot: %v", name, err)
+		return api.App{}, errorf(errInvalid, "app %q: the body is not a usable snapshot: %v", name, err)
 	}
 	if len(probs) > 0 {
-		return api.App{}, &opError{http.StatusBadRequest, api.CodeInvalid,
+		return api.App{}, &opError{errInvalid,
 			fmt.Sprintf("app %q: the snapshot is not one this runtime could have written; nothing was changed", name), probs}
 	}
 	if _, err := store.Migrate(ctx, snap, st.entry.Spec.Collections, allowLoss); err != nil {
 		var dl *store.DataLossError
 		if errors.As(err, &dl) {
-			return api.App{}, &opError{http.StatusConflict, api.CodeDataLoss,
+			return api.App{}, &opError{errDataLoss,
 				fmt.Sprintf("app %q: the snapshot holds data this app's collections cannot keep; repeat with ?%s=true to drop it", name, api.QueryAllowDataLoss), dl.Details()}
 		}
-		return api.App{}, errorf(http.StatusBadRequest, api.CodeInvalid, "app %q: the snapshot does not fit the app's collections: %v", name, err)
+		return api.App{}, errorf(errInvalid, "app %q: the snapshot does not fit the app's collections: %v", name, err)
 	}
 	if err := a.acquire(ctx); err != nil {
-		return api.App{}, errorf(http.StatusServiceUnavailable, api.CodeUnavailable, "app %q is busy: %v", name, err)
+		return api.App{}, errorf(errBusy, "app %q is busy: %v", name, err)
 	}
 	defer a.release()
 	if driverOf(st.entry.Spec) == spec.DriverSQLite {
 		snapClosed = true
 		if err := snap.Close(); err != nil { // checkpoints the snapshot's log into its file
-			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
+			return api.App{}, errorf(errInternal, "app %q: %v", name, err)
 		}
 		// The app gets a database the runtime builds itself, with the snapshot's records copied in:
 		// whatever else the snapshot's file holds never becomes the app's.
@@ -831,12 +865,12 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 		}
 		for _, suffix := range []string{"-wal", "-shm"} {
 			if err := os.Remove(path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: %v", name, err)
+				return api.App{}, errorf(errInternal, "app %q: %v", name, err)
 			}
 		}
 		// rename(2) swaps the file in one step: the app has its old data or the new, never a mix.
 		if err := os.Rename(built, path); err != nil {
-			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: replace database: %v", name, err)
+			return api.App{}, errorf(errInternal, "app %q: replace database: %v", name, err)
 		}
 		if err := syncDir(rt.appDir(name)); err != nil {
 			return api.App{}, err
@@ -845,7 +879,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 		if a.db == nil {
 			c, err := rt.openStore(ctx, name, st.entry, false)
 			if err != nil {
-				return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: open database: %v", name, err)
+				return api.App{}, errorf(errInternal, "app %q: open database: %v", name, err)
 			}
 			a.setDB(c)
 		}
@@ -860,7 +894,7 @@ func (rt *Runtime) restoreApp(ctx context.Context, name string, body io.Reader, 
 			a.closeDB() // a stopped app keeps no connection
 		}
 		if err != nil {
-			return api.App{}, errorf(http.StatusInternalServerError, api.CodeInternal, "app %q: restore: %v", name, err)
+			return api.App{}, errorf(errInternal, "app %q: restore: %v", name, err)
 		}
 	}
 	a.verified = true

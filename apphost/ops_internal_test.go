@@ -2,7 +2,8 @@ package apphost
 
 import (
 	"context"
-	"net/http"
+	"errors"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestOperationsOnAnAppBeingCreated(t *testing.T) {
 		t.Helper()
 		var oe *opError
 		if assert.ErrorAs(t, err, &oe, what) {
-			assert.Equal(t, http.StatusNotFound, oe.status, "%s: %v", what, err)
+			assert.Equal(t, errNotFound, oe.kind, "%s: %v", what, err)
 		}
 	}
 	_, err = rt.stopApp(ctx, "fresh")
@@ -40,4 +41,27 @@ func TestOperationsOnAnAppBeingCreated(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, entries, "nothing reached the registry")
 	assert.Equal(t, 1, rt.appCount(), "the create in flight keeps its placeholder")
+}
+
+// TestEveryErrorKindHasOneAnswer: the table from failed operations to HTTP answers covers every kind,
+// and an internal error's text never reaches the answer.
+func TestEveryErrorKindHasOneAnswer(t *testing.T) {
+	for k := errInvalid; k <= errInternal; k++ {
+		ans, ok := errKinds[k]
+		require.True(t, ok, "kind %d has no answer", k)
+		w := httptest.NewRecorder()
+		writeOpError(w, errorf(k, "secret detail SELECT 1"))
+		assert.Equal(t, ans.status, w.Code)
+		assert.Contains(t, w.Body.String(), `"code":"`+ans.code+`"`)
+		if k == errInternal {
+			assert.NotContains(t, w.Body.String(), "SELECT")
+			assert.NotEmpty(t, w.Header().Get(HeaderRequestID))
+		} else {
+			assert.Contains(t, w.Body.String(), "secret detail")
+		}
+	}
+	w := httptest.NewRecorder()
+	writeOpError(w, errors.New("disk I/O error in SELECT"))
+	assert.Equal(t, 500, w.Code, "an error of no kind is internal")
+	assert.NotContains(t, w.Body.String(), "SELECT")
 }

@@ -17,17 +17,18 @@ const (
 	StatusError     = "error"
 )
 
-// Error codes carried in ErrorBody.Code.
+// Error codes carried in ErrorBody.Code, with the HTTP statuses they come with (the runtime maps its
+// operations' failures to them in one table, apphost's errKinds).
 const (
-	CodeInvalid       = "invalid"        // 400
+	CodeInvalid       = "invalid"        // 400 (413 for a body over its bound): the request, spec or snapshot is not valid
 	CodeUnauthorized  = "unauthorized"   // 401
 	CodeForbidden     = "forbidden"      // 403
 	CodeNotFound      = "not_found"      // 404
 	CodeDataLoss      = "data_loss"      // 409: the change loses data and the request did not allow it
-	CodeConflict      = "conflict"       // 409: If-Match does not match the current generation
-	CodeUnavailable   = "unavailable"    // 503: stopped, hibernating failed, or over its limit
-	CodeInternal      = "internal"       // 500
-	CodeLimitExceeded = "limit_exceeded" // 503: maxInFlight reached
+	CodeConflict      = "conflict"       // 409: If-Match does not match the current generation, or a hostname is another app's
+	CodeUnavailable   = "unavailable"    // 503: the app is stopped or changing, or its lifecycle could not take its database in time
+	CodeInternal      = "internal"       // 500: a failure inside the runtime; the message names a request id (X-Request-Id) and the log has the cause
+	CodeLimitExceeded = "limit_exceeded" // 503 with Retry-After: an app's limits (maxInFlight, queue, rate); 409: the runtime holds --max-apps apps
 
 	CodeMigrationFailed = "migration_failed"   // 422: the schema change could not run; the app keeps serving its old spec, schema and data, and shows the error
 	CodeDiskFull        = "disk_full"          // 507: the runtime's disk is full; nothing was written, reads keep working
