@@ -15,9 +15,9 @@ import (
 // scheduler for a turn once its input is read, and gives the turn back as soon as that work is done,
 // before its answer is written to the client. The scheduler
 //
-//   - lets at most limit handlers run at once over all apps (default GOMAXPROCS: as many as can be on
-//     a CPU at once, so that the scheduler, not the order of Go's run queue, decides who runs next), and at most one
-//     per app: an app has one database connection, so a second handler would only wait for it while
+//   - lets at most limit handlers run at once over all apps (default: the CPUs the process may use, as
+//     many as can be on a CPU at once, so that the scheduler, not the order of Go's run queue, decides
+//     who runs next), and at most one per app: an app has one database connection, so a second handler would only wait for it while
 //     holding a turn another app could use;
 //   - queues what cannot run yet in one FIFO queue per app and, whenever a turn frees, gives it to the
 //     waiting app that has used the least handler time (start-time fair queueing: each app carries a
@@ -50,8 +50,9 @@ const (
 	initialCost = int64(100 * time.Microsecond)
 )
 
-// defaultMaxRunning is the number of handlers that run at once over all apps unless configured.
-func defaultMaxRunning() int { return runtime.GOMAXPROCS(0) }
+// defaultMaxRunning is the number of handlers that run at once over all apps unless configured: the
+// CPUs the process may use.
+func defaultMaxRunning() int { return max(1, min(runtime.NumCPU(), runtime.GOMAXPROCS(0))) }
 
 // scheduler admits requests of all apps to run, in fair order. Its zero value is not usable; see
 // newScheduler.

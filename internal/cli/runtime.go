@@ -115,7 +115,7 @@ names the first.`,
 	fl.IntVar(&opts.MaxOpenDatabases, "max-open-databases", 0, "keep at most this many apps' databases open, hibernating the least recently used; 0 derives it from the limit on open files")
 	fl.DurationVar(&opts.IdleTimeout, "idle-timeout", 10*time.Minute, "close an app's database after this long without requests; 0 never")
 	fl.DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
-	fl.IntVar(&opts.MaxRunning, "max-running", 0, "requests of apps that run at once over all apps, the rest wait their turn in fair order (default: the CPUs Go may use, GOMAXPROCS)")
+	fl.IntVar(&opts.MaxRunning, "max-running", 0, "requests of apps that run at once over all apps, the rest wait their turn in fair order (default: the CPUs the process may use)")
 	fl.IntVar(&opts.QueueDepth, "queue-depth", 128, "requests of one app that may wait for a turn; more answer 503")
 	fl.DurationVar(&opts.QueueTimeout, "queue-timeout", 5*time.Second, "how long a request of an app may wait for a turn before it answers 503")
 	fl.DurationVar(&opts.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send a request's headers, and a record's body")

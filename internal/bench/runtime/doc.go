@@ -11,7 +11,10 @@
 // one run, and reports the figures as custom metrics (MB-rss, ms-p99, req/s, ...); a log line under
 // each result states the target and whether it was met. docs/benchmarks.md records the figures.
 //
-// Benchmarks that need wrk (the throughput figures) skip, saying so, when wrk is not on PATH.
+// Benchmarks that need wrk (the throughput figures) skip, saying so, when wrk is not on PATH. Those
+// of fairshare_test.go pin the process measured to CPU 0 and wrk to CPU 1 with taskset when the machine
+// has two or more CPUs, and log whether they did; BenchmarkDataAPICeiling also builds and runs
+// ./ceiling, a bare net/http server answering the same bytes, as the measure of what is the runtime's own cost.
 // APPFLEET_BIN, when set, names a prebuilt appfleet binary to use instead of building ./cmd/appfleet.
 //
 // The package must never talk to anything but loopback, never reuse a data dir between benchmarks,

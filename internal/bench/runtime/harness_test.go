@@ -81,6 +81,12 @@ type runtimeProc struct {
 // process is killed in a Cleanup: a benchmark must never leave one behind.
 func startRuntime(tb testing.TB, idle time.Duration) *runtimeProc {
 	tb.Helper()
+	return startRuntimeOn(tb, idle, nil)
+}
+
+// startRuntimeOn is startRuntime with the process started through prefix (taskset -c N, see pinning).
+func startRuntimeOn(tb testing.TB, idle time.Duration, prefix []string) *runtimeProc {
+	tb.Helper()
 	bin := appfleetBinary(tb)
 	dir := tb.TempDir()
 	tokBytes := make([]byte, 16)
@@ -98,11 +104,12 @@ func startRuntime(tb testing.TB, idle time.Duration) *runtimeProc {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rp.cmd = exec.Command(bin, "runtime", "serve",
+	argv := append(slices.Clone(prefix), bin, "runtime", "serve",
 		// Port 0: the runtime picks a free port and writes it to DATA_DIR/runtime.addr, so no other
 		// process on this shared machine can take the port between choosing and binding it.
 		"--data-dir", rp.dataDir, "--listen", "127.0.0.1:0", "--token-file", tokenFile,
 		"--name", "bench", "--idle-timeout", idle.String(), "--max-apps", "0")
+	rp.cmd = exec.Command(argv[0], argv[1:]...)
 	rp.cmd.Stdout, rp.cmd.Stderr = logFile, logFile
 	if err := rp.cmd.Start(); err != nil {
 		_ = logFile.Close()
@@ -418,9 +425,15 @@ func wrkPath(tb testing.TB) string {
 // runWrk runs wrk against url with conns connections on threads threads for d, as an external
 // process so the load generator is not the Go process being measured, and parses its report.
 func runWrk(ctx context.Context, wrk, url string, conns, threads int, d time.Duration) (wrkResult, error) {
+	return runWrkOn(ctx, nil, wrk, url, conns, threads, d)
+}
+
+// runWrkOn is runWrk with wrk started through prefix (taskset -c N, see pinning).
+func runWrkOn(ctx context.Context, prefix []string, wrk, url string, conns, threads int, d time.Duration) (wrkResult, error) {
 	secs := max(int(d/time.Second), 1)
-	cmd := exec.CommandContext(ctx, wrk, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
+	argv := append(slices.Clone(prefix), wrk, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
 		"-d", strconv.Itoa(secs)+"s", "--latency", url)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
 	res := wrkResult{raw: string(out)}
 	if err != nil {
@@ -484,7 +497,13 @@ func parseWrkDuration(s string) (time.Duration, error) {
 // answer that is not 2xx: a throughput figure made of error answers would be meaningless.
 func mustWrk(tb testing.TB, wrk, url string, conns, threads int, d time.Duration, errorsExpected bool) wrkResult {
 	tb.Helper()
-	res, err := runWrk(tb.Context(), wrk, url, conns, threads, d)
+	return mustWrkOn(tb, nil, wrk, url, conns, threads, d, errorsExpected)
+}
+
+// mustWrkOn is mustWrk with wrk started through prefix (taskset -c N, see pinning).
+func mustWrkOn(tb testing.TB, prefix []string, wrk, url string, conns, threads int, d time.Duration, errorsExpected bool) wrkResult {
+	tb.Helper()
+	res, err := runWrkOn(tb.Context(), prefix, wrk, url, conns, threads, d)
 	if err != nil {
 		tb.Fatal(err)
 	}
