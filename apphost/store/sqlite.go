@@ -36,6 +36,11 @@ func configureSQLite() {
 		va := libc.NewVaList(int32(lookasideSlot), int32(lookasideSlots))
 		defer libc.Xfree(tls, va)
 		sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_LOOKASIDE, va)
+		// No bulk allocation of page-cache lines when a connection first reads: SQLite's default
+		// takes 20 pages' worth at once, while an app that served a request uses a handful.
+		pc := libc.NewVaList(uintptr(0), int32(0), int32(0))
+		defer libc.Xfree(tls, pc)
+		sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PAGECACHE, pc)
 	})
 }
 
@@ -189,6 +194,13 @@ func (s *sqliteConn) dropStmts() {
 	clear(s.stmts)
 }
 
+// runsOnce reports whether a statement is one a connection runs once (the PRAGMAs of opening it):
+// keeping it prepared would cost memory in every open app for nothing.
+func runsOnce(query string) bool {
+	q := strings.TrimLeft(query, " \t\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "PRAGMA")
+}
+
 // changesSchema reports whether a statement creates, alters or drops something. SQLite re-prepares a
 // kept statement by itself when the schema changed under it, but one that names a dropped table or
 // column would then fail for good; dropping them all keeps the cache to statements that still work.
@@ -228,10 +240,13 @@ func namedArgs(args []any) []driver.NamedValue {
 func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	var res driver.Result
 	var err error
-	if changesSchema(query) {
+	switch {
+	case changesSchema(query):
 		s.dropStmts()
 		res, err = s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
-	} else {
+	case runsOnce(query):
+		res, err = s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+	default:
 		var st sqliteStmt
 		if st, err = s.stmt(ctx, query); err == nil {
 			res, err = st.ExecContext(ctx, namedArgs(args))
