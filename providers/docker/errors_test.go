@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/appfleet/appfleet/providers/providertest"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -93,7 +94,7 @@ func TestNameClashRefused(t *testing.T) {
 	fleet := uniqueFleet(t, cli)
 	p := newProvider(t, fleet)
 	other := newEnv("other")
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), other) })
+	providertest.DestroyOnCleanup(t, p, other)
 	_, err := p.Apply(t.Context(), other) // builds the image the stranger is made from
 	require.NoError(t, err)
 	obs, err := p.Observe(t.Context(), other)

@@ -145,7 +145,7 @@ func TestSSHHost(t *testing.T) {
 		fleet := uniqueFleet(t, cli)
 		p := newProvider(t, fleet)
 		env := sshEnv("dev")
-		t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
+		providertest.DestroyOnCleanup(t, p, env)
 		ep, err := p.Apply(t.Context(), env)
 		require.NoError(t, err)
 		obs, err := p.Observe(t.Context(), env)

@@ -66,13 +66,20 @@ func setUp(t *testing.T, newTarget func(t *testing.T) Target) Target {
 			return env
 		}
 	}
-	t.Cleanup(func() {
-		// The test's context is gone by now; destroy with a fresh bound so no runtime outlives the test.
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		assert.NoError(t, tg.Provider.Destroy(ctx, tg.Env), "clean up environment %q", tg.Env.Metadata.Name)
-	})
+	DestroyOnCleanup(t, tg.Provider, tg.Env)
 	return tg
+}
+
+// DestroyOnCleanup destroys env through p when the test ends, whatever its outcome, so that no runtime
+// outlives the test. It must not use t.Context(): that context is cancelled before cleanups run, and a
+// destroy given it would give up at once and leave the runtime running.
+func DestroyOnCleanup(t *testing.T, p providers.Provider, env spec.Environment) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		assert.NoError(t, p.Destroy(ctx, env), "clean up environment %q", env.Metadata.Name)
+	})
 }
 
 const appName = "conformance"

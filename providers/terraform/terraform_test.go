@@ -108,7 +108,7 @@ func TestWorkingDir(t *testing.T) {
 	stateDir := t.TempDir()
 	p := newProvider(t, stateDir)
 	env := newEnv("dev", map[string]any{"log_level": "info"})
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
+	providertest.DestroyOnCleanup(t, p, env)
 	ep, err := p.Apply(t.Context(), env)
 	require.NoError(t, err)
 
@@ -189,7 +189,7 @@ func TestBadModulesNameTheEnvironment(t *testing.T) {
 	envs["no-endpoint"].Spec.Terraform.Module = noEndpoint
 	envs["missing"].Spec.Terraform.Module = filepath.Join(dir, "not-there")
 	envs["broken"].Spec.Terraform.Module = broken
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), envs["good"]) })
+	providertest.DestroyOnCleanup(t, p, envs["good"])
 
 	errs := map[string]error{}
 	var mu sync.Mutex
@@ -238,7 +238,7 @@ func TestApplyPlanIsExactOrRefused(t *testing.T) {
 	p := newProvider(t, t.TempDir())
 	pa := p.(providers.PlanApplier)
 	env := newEnv("dev", map[string]any{"log_level": "info"})
-	t.Cleanup(func() { _ = p.Destroy(t.Context(), env) })
+	providertest.DestroyOnCleanup(t, p, env)
 	_, err := p.Apply(t.Context(), env)
 	require.NoError(t, err)
 
@@ -278,7 +278,7 @@ func TestFreshCheckoutWithSharedBackend(t *testing.T) {
 	env.Spec.Terraform.Backend = &spec.TerraformBackend{Type: "local", Config: map[string]any{"path": filepath.Join(shared, "dev.tfstate")}}
 
 	first := newProvider(t, t.TempDir())
-	t.Cleanup(func() { _ = first.Destroy(t.Context(), env) })
+	providertest.DestroyOnCleanup(t, first, env)
 	ep, err := first.Apply(t.Context(), env)
 	require.NoError(t, err)
 
