@@ -287,7 +287,15 @@ func TestHybrid(t *testing.T) {
 		t.Log("terraform is not on the PATH: only the local and docker halves are applied")
 		targets = []string{"--target", "environment.staging", "--target", "app.inventory", "--target", "environment.edge", "--target", "app.portal"}
 	}
-	t.Cleanup(func() { appfleet(t, binary, dir, append([]string{"destroy", "--yes"}, targets...)...) })
+	t.Cleanup(func() {
+		// billing is protected, and destroy refuses a plan that would delete it: apply protect: false on
+		// its own first, or every runtime of the example outlives the test.
+		replaceIn(t, filepath.Join(dir, "apps", "billing.yaml"), "protect: true", "protect: false")
+		r := appfleet(t, binary, dir, append([]string{"apply", "--yes"}, targets...)...)
+		assert.Equal(t, 0, r.code, "unprotect billing:\n%s%s", r.stdout, r.stderr)
+		r = appfleet(t, binary, dir, append([]string{"destroy", "--yes"}, targets...)...)
+		assert.Equal(t, 0, r.code, "destroy the example:\n%s%s", r.stdout, r.stderr)
+	})
 
 	must(t, binary, dir, append([]string{"apply", "--yes"}, targets...)...)
 	ep := endpointOf(t, binary, dir, "staging")
