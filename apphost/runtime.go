@@ -332,15 +332,17 @@ func (rt *Runtime) makeRoom(a *app) {
 // write-ahead log and its shared-memory index (a PostgreSQL connection costs one).
 const fdsPerDatabase = 3
 
-// fdReserve is kept for everything else: listeners, client connections, the registry, backups.
+// fdReserve is kept for everything else: listeners, client connections, the registry, backups. Under a
+// large limit an eighth of it is kept instead, so that a runtime whose databases fill their share still
+// has room for its clients' connections.
 const fdReserve = 256
 
 // DefaultMaxOpenDatabases is the bound on open app databases that fits the process's limit on open
-// files (after RaiseOpenFileLimit): what is left after fdReserve, fdsPerDatabase each, at least 16.
-func DefaultMaxOpenDatabases() int {
-	n := openFileLimit()
-	return max(16, (n-fdReserve)/fdsPerDatabase)
-}
+// files (after RaiseOpenFileLimit): what is left after the reserve, fdsPerDatabase each, at least 16.
+func DefaultMaxOpenDatabases() int { return maxOpenDatabasesFor(openFileLimit()) }
+
+// maxOpenDatabasesFor is DefaultMaxOpenDatabases for a limit of n open files.
+func maxOpenDatabasesFor(n int) int { return max(16, (n-max(fdReserve, n/8))/fdsPerDatabase) }
 
 // startReaper starts the one goroutine that hibernates idle apps.
 func (rt *Runtime) startReaper() func() {
