@@ -300,13 +300,14 @@ func (a *app) hibernate(cutoff int64) bool {
 	return true
 }
 
-// view is what every read of the app returns, secrets replaced by their hashes.
+// view is what every read of the app returns, secrets replaced by their hashes, API keys by their
+// fingerprints.
 func (a *app) view() api.App {
 	st := a.current()
 	out := api.App{
 		Name:       a.name,
 		Labels:     st.entry.Labels,
-		Spec:       st.entry.Spec.Redacted(a.name),
+		Spec:       a.rt.reported(a.name, st.entry.Spec),
 		Generation: st.entry.Generation,
 		Status:     st.status,
 		Error:      st.err,

@@ -23,5 +23,7 @@
 // Bearer <key>); an app that declares no keys is open to anyone who can reach the runtime.
 //
 // apphost imports spec and apphost/api and nothing of the control plane (plan, providers, apply, cli).
-// Secrets received in a spec never leave it: reads show salted hashes, logs never show specs.
+// Secrets received in a spec never leave it: reads show a DSN as its salted hash and an API key as its
+// fingerprint (an HMAC of its salted hash under a secret that never leaves the data dir), logs never
+// show specs.
 package apphost

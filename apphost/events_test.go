@@ -85,7 +85,9 @@ func TestEventsStreamEveryChange(t *testing.T) {
 	assert.Equal(t, int64(2), updated[1].Generation)
 	assert.Len(t, updated[1].App.Spec.Collections, 2)
 	assert.Empty(t, updated[1].App.Spec.APIKeys[0].Value.Value, "secrets travel as hashes only")
-	assert.Equal(t, spec.SecretHash("crm", "secret-value-xyz"), updated[1].App.Spec.APIKeys[0].Value.SHA256)
+	fps, err := p.client.Fingerprints(ctx, "crm", []string{spec.SecretHash("crm", "secret-value-xyz")})
+	require.NoError(t, err)
+	assert.Equal(t, fps[0], updated[1].App.Spec.APIKeys[0].Value.SHA256, "keys travel as the runtime's fingerprints")
 
 	_, err = p.client.StopApp(ctx, "crm")
 	require.NoError(t, err)

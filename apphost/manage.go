@@ -1,7 +1,6 @@
 package apphost
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -118,6 +117,7 @@ func (rt *Runtime) routes() *http.ServeMux {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})))
+	mux.Handle("POST /v1/apps/{name}/fingerprints", auth(http.HandlerFunc(rt.handleFingerprints)))
 	mux.Handle("GET /v1/apps/{name}/backup", auth(http.HandlerFunc(rt.handleBackup)))
 	mux.Handle("PUT /v1/apps/{name}/restore", auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		allow, err := boolQuery(r, api.QueryAllowDataLoss)
@@ -193,13 +193,7 @@ func (rt *Runtime) handlePut(w http.ResponseWriter, r *http.Request) {
 	}
 	var req api.PutAppRequest
 	if err == nil {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err = dec.Decode(&req); err != nil {
-			err = jsonProblem(err)
-		} else if _, after := dec.Token(); after != io.EOF {
-			err = errors.New("the body must be one JSON object; more follows it")
-		}
+		err = decodeStrict(b, &req)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, api.CodeInvalid, fmt.Sprintf("app %q: the body is not a valid app request: %v", name, err), nil)

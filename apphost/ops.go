@@ -171,13 +171,14 @@ func (rt *Runtime) hostOwner(h string) *app {
 }
 
 // storedSpec is the spec as the registry keeps it: API keys as salted hashes, the DSN as its value.
-// A key or DSN sent as a hash keeps the value it stands for, so a spec read back from GET can be PUT again.
-func storedSpec(name string, in spec.AppSpec, cur spec.AppSpec) (spec.AppSpec, error) {
+// A key sent as its fingerprint or a DSN sent as its hash keeps the value it stands for, so a spec read
+// back from GET can be PUT again.
+func (rt *Runtime) storedSpec(name string, in spec.AppSpec, cur spec.AppSpec) (spec.AppSpec, error) {
 	out := in
 	if in.APIKeys != nil {
 		out.APIKeys = make([]spec.APIKey, len(in.APIKeys))
 		for i, k := range in.APIKeys {
-			h := k.Value.SHA256
+			h := rt.keyHash(k.Value.SHA256, cur)
 			if k.Value.Value != "" {
 				h = spec.SecretHash(name, k.Value.Value)
 			}
@@ -259,7 +260,7 @@ func (rt *Runtime) putLocked(ctx context.Context, a *app, req api.PutAppRequest,
 			return fail(errorf(errLimit, "the runtime holds its maximum of %d apps; raise the environment's runtime.maxApps or delete an app", rt.cfg.MaxApps))
 		}
 	}
-	stored, err := storedSpec(a.name, req.Spec, cur.entry.Spec)
+	stored, err := rt.storedSpec(a.name, req.Spec, cur.entry.Spec)
 	if err != nil {
 		return fail(&opError{errInvalid, fmt.Sprintf("app %q: the spec is not valid", a.name), []string{err.Error()}})
 	}

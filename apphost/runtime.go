@@ -74,6 +74,7 @@ type Runtime struct {
 	lock      *runtimelock.Lock // held from New to Close: one runtime per data dir
 	dataDir   string            // absolute
 	id        string            // short random id of this data dir, part of PostgreSQL database names
+	fpKey     []byte            // the secret of API-key fingerprints (fingerprint); never leaves the data dir
 	startedAt time.Time
 	metrics   *prometheus.Registry
 
@@ -171,6 +172,9 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 		_, _ = rand.Read(b)
 		rt.id = hex.EncodeToString(b)
 		err = reg.SetMeta(ctx, "runtime_id", rt.id)
+	}
+	if err == nil {
+		rt.fpKey, err = fingerprintSecret(ctx, reg)
 	}
 	if err != nil {
 		_ = reg.Close()

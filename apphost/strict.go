@@ -31,6 +31,20 @@ func readStrictJSON(w http.ResponseWriter, r *http.Request, limit int64) ([]byte
 	return b, checkStrictJSON(b)
 }
 
+// decodeStrict decodes b, a body readStrictJSON read, into v: unknown fields are refused and b must be
+// one JSON value, nothing after it.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonProblem(err)
+	}
+	if _, after := dec.Token(); after != io.EOF {
+		return errors.New("the body must be one JSON object; more follows it")
+	}
+	return nil
+}
+
 // checkStrictJSON checks a body that should be one JSON value; see readStrictJSON.
 func checkStrictJSON(b []byte) error {
 	if !utf8.Valid(b) {

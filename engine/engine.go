@@ -395,6 +395,7 @@ func (e *Engine) load(req Request, secrets bool, sink Sink) (*fleet, error) {
 // ErrInterrupted: what it saw is partial, and nothing may be planned, saved or shown from it.
 func (fl *fleet) observe(ctx context.Context, sink Sink) error {
 	o := Observe(ctx, fl.e.cfg.Registry, fl.config, fl.resolved.Environments, fl.e.cfg.ObserveTimeout)
+	FingerprintKeys(ctx, &o, fl.resolved.Apps, fl.e.cfg.ObserveTimeout)
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w while observing the fleet; nothing was changed", ErrInterrupted)
 	}
@@ -474,7 +475,7 @@ func (fl *fleet) checkSaved(saved *plan.Plan) error {
 	if err := fl.pin(saved); err != nil {
 		return err
 	}
-	if changed := plan.SecretsChanged(saved, fl.desired()); len(changed) > 0 {
+	if changed := plan.SecretsChanged(saved, fl.desired(), fl.observed.Snapshot); len(changed) > 0 {
 		return &StaleError{What: StaleSecrets, Secrets: changed}
 	}
 	if stale := plan.Stale(saved, fl.observed.Snapshot); len(stale) > 0 {

@@ -241,3 +241,90 @@ func recoverInto(st *plan.EnvironmentState) {
 		st.Error = fmt.Sprintf("provider %q panicked: %v", st.Provider, r)
 	}
 }
+
+// FingerprintKeys asks each runtime o reached for its fingerprints of the API keys apps declare (their
+// values' spec.SecretHash, never the values) and records them in the environment's KeyFingerprints, so
+// that the planner compares a declared key with an app's by the runtime's fingerprint and no plan holds
+// a key's salted hash. A runtime is asked about the apps declared in it, observed in it, or that it may
+// be placed in. A runtime that does not answer is recorded as unreachable: no key of its apps can be
+// compared. timeout bounds each runtime (zero means DefaultObserveTimeout).
+func FingerprintKeys(ctx context.Context, o *Observation, apps []spec.App, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = DefaultObserveTimeout
+	}
+	type ask struct {
+		env  string
+		ep   providers.Endpoint
+		keys map[string][]string
+		fps  map[string]string
+		err  error
+	}
+	var asks []*ask
+	for _, name := range slices.Sorted(maps.Keys(o.Snapshot.Environments)) {
+		st := o.Snapshot.Environments[name]
+		ep, ok := o.Endpoints[name]
+		if keys := keysToFingerprint(name, st, apps); st.Reachable && ok && len(keys) > 0 {
+			asks = append(asks, &ask{env: name, ep: ep, keys: keys})
+		}
+	}
+	var g errgroup.Group
+	g.SetLimit(observeParallelism)
+	for _, a := range asks {
+		g.Go(func() error {
+			a.fps, a.err = fingerprints(ctx, a.ep, a.keys, timeout)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, a := range asks {
+		st := o.Snapshot.Environments[a.env]
+		if a.err != nil {
+			st.Reachable = false
+			st.Error = fmt.Sprintf("runtime at %s could not fingerprint the declared API keys: %v", a.ep.URL, a.err)
+		} else {
+			st.KeyFingerprints = a.fps
+		}
+		o.Snapshot.Environments[a.env] = st
+	}
+}
+
+// keysToFingerprint are, by app, the salted hashes of the declared keys that environment env's runtime
+// (observed as st) is asked about.
+func keysToFingerprint(env string, st plan.EnvironmentState, apps []spec.App) map[string][]string {
+	out := map[string][]string{}
+	for _, a := range apps {
+		name := a.Metadata.Name
+		inEnv := a.Spec.Environment == env || a.Spec.Environment == "" || slices.ContainsFunc(st.Apps, func(x api.App) bool { return x.Name == name })
+		if !inEnv {
+			continue
+		}
+		for _, k := range a.Spec.APIKeys {
+			if k.Value.Value != "" {
+				out[name] = append(out[name], spec.SecretHash(name, k.Value.Value))
+			}
+		}
+	}
+	return out
+}
+
+// fingerprints asks one runtime for the fingerprints of asks (salted hashes by app) and returns them by
+// hash.
+func fingerprints(ctx context.Context, ep providers.Endpoint, asks map[string][]string, timeout time.Duration) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := api.NewClient(ep.URL, ep.Token)
+	out := map[string]string{}
+	for _, app := range slices.Sorted(maps.Keys(asks)) {
+		fps, err := c.Fingerprints(ctx, app, asks[app])
+		if err != nil {
+			if ctx.Err() == context.DeadlineExceeded {
+				err = fmt.Errorf("no answer within %s", timeout)
+			}
+			return nil, err
+		}
+		for i, h := range asks[app] {
+			out[h] = fps[i]
+		}
+	}
+	return out, nil
+}

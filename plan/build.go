@@ -41,7 +41,7 @@ func Build(d Desired, s Snapshot, o Options) (*Plan, error) {
 	if fleet == "" {
 		fleet = s.Fleet
 	}
-	p := &Plan{Fleet: fleet, Digest: d.Digest, Options: o, Actions: acts, Desired: stripSecrets(d)}
+	p := &Plan{Fleet: fleet, Digest: d.Digest, Options: o, Actions: acts, Desired: stripSecrets(d, s)}
 	if p.Options.Targets != nil {
 		p.Options.Targets = slices.Clone(o.Targets)
 	}
@@ -300,7 +300,7 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 	name, env := app.Metadata.Name, app.Spec.Environment
 	st := b.s.Environments[env]
 	exists, reachable := st.Exists, st.Exists && st.Reachable
-	want := app.Spec.Redacted(name)
+	want := declaredSpec(name, app.Spec, b.fingerprints(env))
 	a := &Action{Address: AppAddress(name), ResourceType: TypeApp, Name: name, Environment: env,
 		After: &Object{Labels: app.Metadata.Labels, App: &want}, Fingerprint: FingerprintAbsent}
 	here, elsewhere := locate(env, copies)
@@ -397,18 +397,18 @@ func (b *builder) planDeclaredApp(app spec.App, copies []observedApp) *Action {
 			return a
 		}
 		a.decide(Create, ReasonAbsent, "create in "+env)
-		a.Diffs = diffApp(name, app.Spec, app.Metadata.Labels, nil).diffs
+		a.Diffs = diffApp(name, app.Spec, app.Metadata.Labels, nil, nil).diffs
 		if !exists && st.Error != "" {
 			// The environment may exist and hold the app: its provider could not tell.
 			a.Unobserved = true
 			a.Warning = fmt.Sprintf("environment %s could not be observed; the app may already exist there", env)
 		}
 		return a
-	case from != "" && len(elsewhere) == 1 && !diffApp(name, app.Spec, app.Metadata.Labels, got).replace:
+	case from != "" && len(elsewhere) == 1 && !diffApp(name, app.Spec, app.Metadata.Labels, got, b.fingerprints(from)).replace:
 		return b.planMove(a, app, got, from, false)
 	}
 
-	d := diffApp(name, app.Spec, app.Metadata.Labels, got)
+	d := diffApp(name, app.Spec, app.Metadata.Labels, got, b.fingerprints(cmp.Or(from, env)))
 	a.Diffs = d.diffs
 	a.DataLossReasons = d.dataLoss
 	if from != "" {
@@ -476,7 +476,11 @@ func locate(env string, copies []observedApp) (here *api.App, elsewhere []observ
 // is deleted, so a protected app may move. finish says that the source is already archived and only the
 // switch is left (got is then the copy in the target).
 func (b *builder) planMove(a *Action, app spec.App, got *api.App, from string, finish bool) *Action {
-	d := diffApp(a.Name, app.Spec, app.Metadata.Labels, got)
+	gotEnv := from
+	if finish {
+		gotEnv = a.Environment
+	}
+	d := diffApp(a.Name, app.Spec, app.Metadata.Labels, got, b.fingerprints(gotEnv))
 	a.FromEnvironment = from
 	a.Diffs = append([]FieldDiff{{Path: "environment", Kind: FieldChange, Before: from, After: a.Environment}}, d.diffs...)
 	a.DataLossReasons = d.dataLoss
@@ -742,13 +746,19 @@ func joinWarn(a, b string) string {
 	}
 }
 
-// stripSecrets returns d with every secret value replaced by its salted hash.
-func stripSecrets(d Desired) Desired {
+// fingerprints are the KeyFingerprints of environment env's runtime (nil when it was not reached).
+func (b *builder) fingerprints(env string) map[string]string {
+	return b.s.Environments[env].KeyFingerprints
+}
+
+// stripSecrets returns d with no secret value (declaredSpec): API keys as the fingerprints s has from
+// each app's runtime, or only their references.
+func stripSecrets(d Desired, s Snapshot) Desired {
 	out := d
 	out.Environments = slices.Clone(d.Environments)
 	out.Apps = make([]spec.App, len(d.Apps))
 	for i, a := range d.Apps {
-		a.Spec = a.Spec.Redacted(a.Metadata.Name)
+		a.Spec = declaredSpec(a.Metadata.Name, a.Spec, s.Environments[a.Spec.Environment].KeyFingerprints)
 		out.Apps[i] = a
 	}
 	if d.Apps == nil {

@@ -2,8 +2,12 @@ package plan
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -31,7 +35,8 @@ type fixture struct {
 
 var (
 	specHashRef = regexp.MustCompile(`"specHash":\s*"=([a-z0-9-]+)"`)
-	sha256Ref   = regexp.MustCompile(`"sha256":\s*"=([a-z0-9-]+):([^"]*)"`)
+	// sha256Ref stands for a secret as a runtime reports it: a DSN's salted hash, a key's fingerprint.
+	sha256Ref = regexp.MustCompile(`("dsn":\s*\{\s*)?"sha256":\s*"=([a-z0-9-]+):([^"]*)"`)
 )
 
 func loadFixture(t *testing.T, dir string) fixture {
@@ -52,9 +57,26 @@ func loadFixture(t *testing.T, dir string) fixture {
 	})
 	raw = sha256Ref.ReplaceAllFunc(raw, func(m []byte) []byte {
 		sub := sha256Ref.FindSubmatch(m)
-		return []byte(`"sha256": "` + spec.SecretHash(string(sub[1]), string(sub[2])) + `"`)
+		app, value := string(sub[2]), string(sub[3])
+		if len(sub[1]) > 0 {
+			return []byte(string(sub[1]) + `"sha256": "` + spec.SecretHash(app, value) + `"`)
+		}
+		return []byte(`"sha256": "` + runtimeFingerprints(app, value)[spec.SecretHash(app, value)] + `"`)
 	})
 	require.NoError(t, json.Unmarshal(raw, &f.observed))
+	// As the engine does, every reachable runtime fingerprints every declared key.
+	fps := map[string]string{}
+	for _, a := range f.desired.Apps {
+		for _, k := range a.Spec.APIKeys {
+			maps.Copy(fps, runtimeFingerprints(a.Metadata.Name, k.Value.Value))
+		}
+	}
+	for n, st := range f.observed.Environments {
+		if st.Reachable {
+			st.KeyFingerprints = fps
+			f.observed.Environments[n] = st
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, "options.json")); err == nil {
 		readJSON(t, filepath.Join(dir, "options.json"), &f.options)
 	}
@@ -124,14 +146,27 @@ func TestBuildGolden(t *testing.T) {
 				}
 			}
 
+			// A declared key's salted hash can be checked against guesses offline: no output holds it.
+			var keyHashes []string
+			for _, a := range f.desired.Apps {
+				for _, k := range a.Spec.APIKeys {
+					keyHashes = append(keyHashes, spec.SecretHash(a.Metadata.Name, k.Value.Value))
+				}
+			}
 			for name, render := range renderers() {
 				var b bytes.Buffer
 				require.NoError(t, render(&b, p), name)
 				require.NotContains(t, b.String(), secretMarker, "%s output holds a secret", name)
+				for _, h := range keyHashes {
+					require.NotContains(t, b.String(), h, "%s output holds a key's salted hash", name)
+				}
 			}
 			var saved bytes.Buffer
 			require.NoError(t, Save(&saved, p))
 			require.NotContains(t, saved.String(), secretMarker, "saved plan holds a secret")
+			for _, h := range keyHashes {
+				require.NotContains(t, saved.String(), h, "saved plan holds a key's salted hash")
+			}
 			if err != nil {
 				require.ErrorIs(t, err, ErrBlocked)
 			}
@@ -165,4 +200,17 @@ func checkOrder(t *testing.T, p *Plan) {
 			require.Less(t, j, i, "%s depends on %s, which comes after it", a.Address, d)
 		}
 	}
+}
+
+// runtimeFingerprints is what a runtime's fingerprints endpoint answers for the keys of app with values:
+// HMAC-SHA256 of each value's salted hash under a secret the test keeps.
+func runtimeFingerprints(app string, values ...string) map[string]string {
+	out := map[string]string{}
+	for _, v := range values {
+		h := spec.SecretHash(app, v)
+		mac := hmac.New(sha256.New, []byte("the runtime's secret"))
+		mac.Write([]byte(h))
+		out[h] = hex.EncodeToString(mac.Sum(nil))
+	}
+	return out
 }

@@ -55,6 +55,27 @@ func secretHash(app string, r *spec.SecretRef) string {
 	return r.SHA256
 }
 
+// declaredSpec is the declared spec of app name as a plan shows, stores and compares it: no secret
+// value; each API key as its reference and, when fps (a runtime's KeyFingerprints) has it, the runtime's
+// fingerprint of its value, never the value's salted hash (guessable offline); the DSN as its salted hash.
+// A key that is already reduced (no value) keeps what it carries.
+func declaredSpec(name string, s spec.AppSpec, fps map[string]string) spec.AppSpec {
+	keys := s.APIKeys
+	s.APIKeys = nil
+	s = s.Redacted(name)
+	if keys != nil {
+		s.APIKeys = make([]spec.APIKey, len(keys))
+		for i, k := range keys {
+			r := spec.SecretRef{FromEnv: k.Value.FromEnv, FromFile: k.Value.FromFile, SHA256: k.Value.SHA256}
+			if k.Value.Value != "" {
+				r.SHA256 = fps[spec.SecretHash(name, k.Value.Value)]
+			}
+			s.APIKeys[i] = spec.APIKey{Name: k.Name, Value: r}
+		}
+	}
+	return s
+}
+
 // appDiff is the outcome of comparing a declared app with an observed one.
 type appDiff struct {
 	diffs []FieldDiff
@@ -66,9 +87,10 @@ type appDiff struct {
 }
 
 // diffApp compares the declared spec of app name with what its runtime reports. got may be nil (absent).
-func diffApp(name string, want spec.AppSpec, wantLabels map[string]string, got *api.App) appDiff {
+// fps are the KeyFingerprints of got's runtime: API keys compare by that runtime's fingerprints.
+func diffApp(name string, want spec.AppSpec, wantLabels map[string]string, got *api.App, fps map[string]string) appDiff {
 	var d appDiff
-	w := normalize(want)
+	w := normalize(declaredSpec(name, want, fps))
 	var g spec.AppSpec
 	var gotLabels map[string]string
 	gotState := spec.StateRunning

@@ -28,11 +28,11 @@ var ErrNotAPlan = errors.New("not an appfleet saved plan")
 
 // Save writes the plan as a saved-plan file: JSON with a format version, the manifests' digest, the
 // options, every action with the fingerprint of what it observed, and the declared specs. Secrets are
-// written only as references (fromEnv/fromFile) and salted hashes, never as values: apply resolves them
-// again from its own environment.
+// written only as references (fromEnv/fromFile), API keys also as their runtime's fingerprints and the
+// DSN as its salted hash, never as values: apply resolves them again from its own environment.
 func Save(w io.Writer, p *Plan) error {
 	q := *p
-	q.Desired = stripSecrets(p.Desired)
+	q.Desired = stripSecrets(p.Desired, Snapshot{})
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(savedFile{Kind: savedKind, FormatVersion: SavedFormatVersion, Plan: &q})
@@ -77,12 +77,15 @@ func Load(r io.Reader) (*Plan, error) {
 	return f.Plan, nil
 }
 
-// SecretsChanged compares the secrets a saved plan was made with (as hashes) with those of fresh, the
-// same manifests resolved again now, and names each secret whose value changed, was added or was removed
-// since, as "app.<name>: apiKeys.<key>" or "app.<name>: database.dsn". The manifests' digest cannot see
-// this: a secret's value lives outside them. An empty result means the plan's secrets still hold.
+// SecretsChanged compares the secrets a saved plan was made with (as hashes and fingerprints) with those
+// of fresh, the same manifests resolved again now, whose keys are fingerprinted by the runtimes snap
+// observed, and names each secret whose value changed, was added or was removed since, as
+// "app.<name>: apiKeys.<key>" or "app.<name>: database.dsn". The manifests' digest cannot see this: a
+// secret's value lives outside them. A key whose runtime gave no fingerprint then or now (its environment
+// did not exist) is compared only by presence. An empty result means the plan's secrets still hold.
 // SecretsChanged is pure and never returns a value.
-func SecretsChanged(saved *Plan, fresh Desired) []string {
+func SecretsChanged(saved *Plan, fresh Desired, snap Snapshot) []string {
+	fresh = stripSecrets(fresh, snap)
 	was := map[string]spec.AppSpec{}
 	for _, a := range saved.Desired.Apps {
 		was[a.Metadata.Name] = a.Spec
@@ -95,7 +98,8 @@ func SecretsChanged(saved *Plan, fresh Desired) []string {
 			continue // not in the saved plan: the digest check covers a changed set of apps
 		}
 		changed := func(path string, o, n *spec.SecretRef) {
-			if (o == nil) != (n == nil) || secretHash(name, o) != secretHash(name, n) {
+			unknown := o != nil && n != nil && (o.SHA256 == "" || n.SHA256 == "")
+			if (o == nil) != (n == nil) || (!unknown && secretHash(name, o) != secretHash(name, n)) {
 				out = append(out, fmt.Sprintf("%s: %s", AppAddress(name), path))
 			}
 		}

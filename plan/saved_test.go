@@ -47,7 +47,7 @@ func TestSaveKeepsSecretReferences(t *testing.T) {
 	ref := got.Desired.Apps[0].Spec.APIKeys[0].Value
 	assert.Equal(t, "CRM_KEY", ref.FromEnv)
 	assert.Empty(t, ref.Value)
-	assert.Equal(t, spec.SecretHash("crm", "s3cret-value"), ref.SHA256)
+	assert.Empty(t, ref.SHA256, "no runtime fingerprinted the key: only its reference is kept")
 	// The caller's Desired is left alone.
 	assert.Equal(t, "s3cret-value", d.Apps[0].Spec.APIKeys[0].Value.Value)
 }
@@ -338,17 +338,46 @@ func TestSecretsChanged(t *testing.T) {
 		{"key added", app(""), app("", "web", "s3cret-1"), []string{"app.crm: apiKeys.web"}},
 		{"key removed", app("", "web", "s3cret-1"), app(""), []string{"app.crm: apiKeys.web"}},
 	}
+	// The runtime of dev fingerprints every value either side declares.
+	snap := Snapshot{Environments: map[string]EnvironmentState{"dev": {Name: "dev", Provider: "local", Exists: true, Running: true, Reachable: true,
+		KeyFingerprints: runtimeFingerprints("crm", "s3cret-1", "s3cret-2", "s3cret-3")}}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Build(desired(tt.then), Snapshot{}, Options{})
+			p, err := Build(desired(tt.then), snap, Options{})
 			require.NoError(t, err)
 			var b bytes.Buffer
 			require.NoError(t, Save(&b, p))
+			for _, v := range []string{"s3cret-1", "s3cret-2", "s3cret-3"} {
+				assert.NotContains(t, b.String(), spec.SecretHash("crm", v), "a saved plan holds no key's salted hash")
+			}
 			saved, err := Load(&b)
 			require.NoError(t, err)
-			got := SecretsChanged(saved, desired(tt.now))
+			got := SecretsChanged(saved, desired(tt.now), snap)
 			assert.Equal(t, tt.want, got)
 			assert.NotContains(t, strings.Join(got, " "), secretMarker)
 		})
 	}
+}
+
+// A key rotated while its environment does not exist yet cannot be told from a saved plan: nothing but
+// the key's reference is stored, since no runtime could fingerprint it.
+func TestSecretsChangedUnknownRuntime(t *testing.T) {
+	app := func(key string) spec.App {
+		return spec.App{Metadata: spec.Metadata{Name: "crm"}, Spec: spec.AppSpec{Environment: "dev",
+			APIKeys: []spec.APIKey{{Name: "web", Value: spec.SecretRef{FromEnv: "K", Value: key}}}}}
+	}
+	desired := func(a spec.App) Desired {
+		return Desired{Fleet: "acme", Apps: []spec.App{a},
+			Environments: []spec.Environment{{Metadata: spec.Metadata{Name: "dev"}, Spec: spec.EnvironmentSpec{Provider: "local"}}}}
+	}
+	p, err := Build(desired(app("s3cret-1")), Snapshot{}, Options{})
+	require.NoError(t, err)
+	var b bytes.Buffer
+	require.NoError(t, Save(&b, p))
+	assert.NotContains(t, b.String(), spec.SecretHash("crm", "s3cret-1"))
+	assert.NotContains(t, b.String(), "sha256")
+	saved, err := Load(&b)
+	require.NoError(t, err)
+	assert.Empty(t, SecretsChanged(saved, desired(app("s3cret-2")), Snapshot{}))
+	assert.Equal(t, []string{"app.crm: apiKeys.web"}, SecretsChanged(saved, desired(spec.App{Metadata: spec.Metadata{Name: "crm"}, Spec: spec.AppSpec{Environment: "dev"}}), Snapshot{}))
 }

@@ -39,6 +39,10 @@ type EnvironmentState struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	// Apps are the apps the runtime reports, secrets as hashes.
 	Apps []api.App `json:"apps,omitempty"`
+	// KeyFingerprints maps the salted hash (spec.SecretHash) of each declared API key's value to the
+	// runtime's fingerprint of it, the form in which Apps report keys: a declared key is compared with an
+	// app's by fingerprint. It is never written out: a salted hash of a key can be guessed offline.
+	KeyFingerprints map[string]string `json:"-"`
 	// Changes are what the provider's own planner would change (Terraform), shown nested under the environment.
 	Changes []NestedChange `json:"changes,omitempty"`
 	// ProviderPlan identifies the plan the provider's own planner made while observing (Terraform's plan

@@ -18,7 +18,8 @@ type SecretRef struct {
 	FromFile string `yaml:"fromFile,omitempty" json:"fromFile,omitempty"`
 	// Value is the resolved secret. It never appears in YAML, plans, logs or errors.
 	Value string `yaml:"-" json:"-"`
-	// SHA256 is SecretHash of the value, as a runtime reports it.
+	// SHA256 stands for the value where it may not go: a DSN's SecretHash, an API key's fingerprint as
+	// a runtime reports it (an HMAC of its SecretHash under the runtime's own secret).
 	SHA256 string `yaml:"-" json:"-"`
 }
 

@@ -137,6 +137,23 @@ func (c *Client) StartApp(ctx context.Context, name string) (App, error) {
 	return out, err
 }
 
+// Fingerprints returns the runtime's fingerprints of hashes (spec.SecretHash of key values of app name),
+// in order: what GetApp reports for keys of those values.
+func (c *Client) Fingerprints(ctx context.Context, name string, hashes []string) ([]string, error) {
+	body, err := json.Marshal(FingerprintsRequest{Hashes: hashes})
+	if err != nil {
+		return nil, err
+	}
+	var out Fingerprints
+	if err := c.do(ctx, http.MethodPost, "/v1/apps/"+url.PathEscape(name)+"/fingerprints", nil, bytes.NewReader(body), &out); err != nil {
+		return nil, err
+	}
+	if len(out.Fingerprints) != len(hashes) {
+		return nil, fmt.Errorf("fingerprints of app %q: asked for %d, got %d", name, len(hashes), len(out.Fingerprints))
+	}
+	return out.Fingerprints, nil
+}
+
 // StopApp asks the runtime to stop an app.
 func (c *Client) StopApp(ctx context.Context, name string) (App, error) {
 	var out App

@@ -58,8 +58,9 @@ type PutAppRequest struct {
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
-// App is what every read of an app returns. Spec's secrets are SHA256 hashes (spec.SecretHash with
-// the app's name as salt), never values.
+// App is what every read of an app returns. Spec's secrets are never values: the DSN is its SHA256 hash
+// (spec.SecretHash with the app's name as salt), each API key its fingerprint, HMAC-SHA256 of that hash
+// under a secret only the runtime holds (see Fingerprints), which cannot be checked against a guessed key.
 type App struct {
 	Name       string            `json:"name"`
 	Labels     map[string]string `json:"labels,omitempty"`
@@ -68,6 +69,18 @@ type App struct {
 	Status     string            `json:"status"`
 	Error      string            `json:"error,omitempty"`
 	Stats      AppStats          `json:"stats"`
+}
+
+// FingerprintsRequest is the body of POST /v1/apps/{name}/fingerprints: salted hashes (spec.SecretHash
+// with the app's name as salt) of key values the caller holds.
+type FingerprintsRequest struct {
+	Hashes []string `json:"hashes"`
+}
+
+// Fingerprints answers a FingerprintsRequest: the runtime's fingerprint of each hash, in order, the form
+// in which App reports API keys. A declared key matches an app's key when their fingerprints are equal.
+type Fingerprints struct {
+	Fingerprints []string `json:"fingerprints"`
 }
 
 // AppStats are counters of one app since the runtime started.
