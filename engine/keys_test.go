@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 
 	"github.com/appfleet/appfleet/engine"
 	"github.com/appfleet/appfleet/plan"
+	"github.com/appfleet/appfleet/providers"
 	"github.com/appfleet/appfleet/spec"
 )
 
@@ -58,4 +61,44 @@ func TestKeyRotation(t *testing.T) {
 	res, err = e.Plan(t.Context(), engine.Request{Manifests: m}, engine.NopSink{})
 	require.NoError(t, err)
 	assert.False(t, res.Plan.HasChanges(), "%s", res.Plan)
+}
+
+// A runtime older than the fingerprints endpoint (it answers 404, as a runtime answers every path it
+// does not know) reports keys as their salted hashes: they are compared as they are, with a warning. A
+// runtime that fails otherwise cannot have its keys compared and is shown unreachable.
+func TestFingerprintKeysOtherRuntimes(t *testing.T) {
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error": {"code": "not_found", "message": "no such endpoint"}}`, http.StatusNotFound)
+	}))
+	defer old.Close()
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error": {"code": "internal", "message": "boom"}}`, http.StatusInternalServerError)
+	}))
+	defer broken.Close()
+	o := engine.Observation{
+		Snapshot: plan.Snapshot{Environments: map[string]plan.EnvironmentState{
+			"old":    {Name: "old", Exists: true, Running: true, Reachable: true},
+			"broken": {Name: "broken", Exists: true, Running: true, Reachable: true},
+			"down":   {Name: "down", Exists: true, Running: true},
+		}},
+		Endpoints: map[string]providers.Endpoint{"old": {URL: old.URL}, "broken": {URL: broken.URL}, "down": {URL: broken.URL}},
+	}
+	key := func(env string) spec.App {
+		return spec.App{Metadata: spec.Metadata{Name: "crm-" + env}, Spec: spec.AppSpec{Environment: env,
+			APIKeys: []spec.APIKey{{Name: "web", Value: spec.SecretRef{Value: "s3cret"}}}}}
+	}
+	engine.FingerprintKeys(t.Context(), &o, []spec.App{key("old"), key("broken"), key("down")}, 0)
+
+	h := spec.SecretHash("crm-old", "s3cret")
+	assert.Equal(t, map[string]string{h: h}, o.Snapshot.Environments["old"].KeyFingerprints)
+	assert.True(t, o.Snapshot.Environments["old"].Reachable)
+	require.Len(t, o.Problems, 1)
+	assert.Contains(t, o.Problems[0].Error(), "environment old: its runtime at "+old.URL+" predates API-key fingerprints")
+
+	b := o.Snapshot.Environments["broken"]
+	assert.False(t, b.Reachable)
+	assert.Nil(t, b.KeyFingerprints)
+	assert.Contains(t, b.Error, "could not fingerprint the declared API keys")
+	assert.Contains(t, b.Error, "boom")
+	assert.Equal(t, plan.EnvironmentState{Name: "down", Exists: true, Running: true}, o.Snapshot.Environments["down"], "an unreachable runtime is not asked")
 }

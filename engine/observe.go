@@ -247,7 +247,9 @@ func recoverInto(st *plan.EnvironmentState) {
 // that the planner compares a declared key with an app's by the runtime's fingerprint and no plan holds
 // a key's salted hash. A runtime is asked about the apps declared in it, observed in it, or that it may
 // be placed in. A runtime that does not answer is recorded as unreachable: no key of its apps can be
-// compared. timeout bounds each runtime (zero means DefaultObserveTimeout).
+// compared. A runtime that does not know the endpoint (404: an older binary) reports keys as their
+// salted hashes; those are compared as they are, with a problem saying so. timeout bounds each runtime
+// (zero means DefaultObserveTimeout).
 func FingerprintKeys(ctx context.Context, o *Observation, apps []spec.App, timeout time.Duration) {
 	if timeout <= 0 {
 		timeout = DefaultObserveTimeout
@@ -278,6 +280,16 @@ func FingerprintKeys(ctx context.Context, o *Observation, apps []spec.App, timeo
 	_ = g.Wait()
 	for _, a := range asks {
 		st := o.Snapshot.Environments[a.env]
+		if api.IsNotFound(a.err) {
+			// A runtime older than the endpoint reports each key as its salted hash: compare by that.
+			a.err, a.fps = nil, map[string]string{}
+			for _, hs := range a.keys {
+				for _, h := range hs {
+					a.fps[h] = h
+				}
+			}
+			o.Problems = append(o.Problems, fmt.Errorf("environment %s: its runtime at %s predates API-key fingerprints and reports keys as salted hashes, which plans then hold; restart it with this appfleet", a.env, a.ep.URL))
+		}
 		if a.err != nil {
 			st.Reachable = false
 			st.Error = fmt.Sprintf("runtime at %s could not fingerprint the declared API keys: %v", a.ep.URL, a.err)
