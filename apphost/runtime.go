@@ -235,6 +235,10 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 		rt.log.Warn("could not record the address in the data dir's lock file", "error", err)
 	}
 	srv.RegisterOnShutdown(rt.events.close)
+	// Requests are cancelled from Shutdown's own hooks, which run once the listeners are closed: cancelled
+	// first, a GET whose connection closed without an answer is retried by its client on a new connection,
+	// and Shutdown then waits 5 s for that connection's first request.
+	srv.RegisterOnShutdown(cancelRequests)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	stopReaper := rt.startReaper()
@@ -249,8 +253,7 @@ func (rt *Runtime) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rt.cfg.ShutdownTimeout)
 	defer cancel()
 	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(sctx) }() // closes the listeners first, then waits for handlers
-	cancelRequests()
+	go func() { shut <- srv.Shutdown(sctx) }() // closes the listeners, cancels requests, waits for handlers
 	if err := <-shut; err != nil {
 		rt.log.Warn("requests still in flight at the shutdown deadline; closing their connections", "error", err)
 		_ = srv.Close()
