@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,12 +105,7 @@ func writeFleet(b *testing.B, dir string, apps, envs int, provider string) {
 	if provider == "local" {
 		return
 	}
-	path := filepath.Join(dir, "environments.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(strings.ReplaceAll(string(data), "provider: local", "provider: "+provider)), 0o644); err != nil {
+	if err := fleet.SetProvider(dir, "provider: "+provider); err != nil {
 		b.Fatal(err)
 	}
 }
