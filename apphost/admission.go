@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ import (
 //     at the clock of the last admission, so being idle banks no credit). With equal costs this is
 //     round robin; with measured costs it is the equivalent of deficit round robin, so an app with
 //     heavy requests does not get more of the CPU by them than an app with light ones;
+//   - in a running runtime, hands out a turn freed while requests wait only after the network was
+//     polled (pollBeforeDispatch), so a quiet app's request that arrived meanwhile competes for it;
 //   - bounds each app's queue (depth) and each wait (timeout); past either the request is refused,
 //     and the caller answers 503 with Retry-After;
 //   - takes the turn back from a handler that has run longer than overtime (a slow database, a held
@@ -72,6 +75,12 @@ type scheduler struct {
 	armed    bool
 
 	waiters sync.Pool // of *waiter, so that waiting allocates nothing in the steady state
+
+	// kick, when set, announces a turn freed while requests wait instead of handing it out at once;
+	// afterPoll hands it out (see pollBeforeDispatch). kicked says an announcement is on its way.
+	// kick returns false when it could not announce.
+	kick   func() bool
+	kicked bool
 }
 
 func newScheduler(limit, depth int, timeout time.Duration) *scheduler {
@@ -131,7 +140,9 @@ func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, err
 		q.vt = max(q.vt, s.vclock) // an app that had nothing waiting banks no credit
 		heap.Push(&s.ready, q)
 	}
-	s.dispatch(start)
+	if !s.kicked { // else the turn is handed out once the network was polled
+		s.dispatch(start)
+	}
 	s.watch(start)
 	s.mu.Unlock()
 
@@ -184,7 +195,6 @@ func (s *scheduler) done(q *turnQueue) { s.finish(q, true) }
 // finish gives back q's turn, charging the time since it was admitted when used.
 func (s *scheduler) finish(q *turnQueue, used bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	var cost int64
 	if used {
@@ -211,8 +221,70 @@ func (s *scheduler) finish(q *turnQueue, used bool) {
 		q.vt = max(q.vt, s.vclock)
 		heap.Push(&s.ready, q)
 	}
+	if s.kick != nil && len(s.ready) > 0 {
+		first := !s.kicked
+		s.kicked = true
+		s.mu.Unlock()
+		if first && !s.kick() {
+			s.afterPoll()
+		}
+		return
+	}
 	s.dispatch(now)
 	s.watch(now)
+	s.mu.Unlock()
+}
+
+// afterPoll hands out the turns announced by kick.
+func (s *scheduler) afterPoll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kicked = false
+	now := s.now()
+	s.dispatch(now)
+	s.watch(now)
+}
+
+// pollBeforeDispatch makes the scheduler hand out a turn freed while requests wait only after the Go
+// runtime has polled the network, so that a request of a quiet app that arrived meanwhile is read,
+// parsed and queued before the choice is made. Handed out at once, the turn goes to a request already
+// waiting (most often the busy app's), and a P that always has a goroutine to run polls the network
+// only when nothing else is runnable or when the Go runtime's monitor gets to it, up to 10 ms later:
+// the quiet app's requests then reach the scheduler too late to compete. The freed turn is announced
+// by a byte on a pipe, so the dispatcher wakes from the network poller in the same batch as the
+// connections that became readable, and it yields once so that their goroutines run first. It
+// returns a function that stops the dispatcher.
+func (s *scheduler) pollBeforeDispatch() (stop func(), err error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.kick = func() bool { _, err := w.Write([]byte{0}); return err == nil }
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64)
+		for {
+			if _, err := r.Read(buf); err != nil {
+				return
+			}
+			// The goroutines of the connections that became readable in the same poll are queued
+			// behind this one: let them run (read, parse, ask for a turn) before the turn is given.
+			runtime.Gosched()
+			s.afterPoll()
+		}
+	}()
+	return func() {
+		s.mu.Lock()
+		s.kick = nil
+		s.mu.Unlock()
+		s.afterPoll()
+		_ = w.Close()
+		<-done
+		_ = r.Close()
+	}, nil
 }
 
 func (q *turnQueue) estimate() int64 {

@@ -208,6 +208,55 @@ func TestSchedulerOvertimeFreesTheTurn(t *testing.T) {
 	})
 }
 
+// A turn freed while requests wait is handed out only after the network was polled (kick, then
+// afterPoll), so a quiet app's request that arrives in between competes for it: here b's one request
+// runs before a's second, which was already waiting when a's first finished. Handed out at once (as
+// when the announcement cannot be made), the turn would go to a's second.
+func TestSchedulerPollBeforeDispatch(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		announce bool
+		want     string
+	}{
+		{"announced: the freed turn waits for the poll", true, "a b a a"},
+		{"not announced: the freed turn is handed out at once", false, "a a b a"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				r := newSchedRun(t, 1, 10, time.Minute)
+				kicks := make(chan struct{}, 1)
+				r.s.kick = func() bool {
+					if tc.announce {
+						kicks <- struct{}{}
+					}
+					return tc.announce
+				}
+				r.send(t.Context(), "a", 3, time.Millisecond)
+				time.Sleep(time.Millisecond) // a's first is done; its turn is announced, not given
+				synctest.Wait()
+				r.send(t.Context(), "b", 1, time.Millisecond) // arrives before the poll
+				stop := make(chan struct{})
+				var wg sync.WaitGroup
+				wg.Go(func() { // the dispatcher: one afterPoll per announcement
+					for {
+						select {
+						case <-kicks:
+							r.s.afterPoll()
+						case <-stop:
+							return
+						}
+					}
+				})
+				assert.Equal(t, tc.want, r.admitted())
+				close(stop)
+				wg.Wait()
+				assert.Zero(t, r.s.running)
+				assert.False(t, r.s.kicked)
+			})
+		})
+	}
+}
+
 // BenchmarkAdmitUncontended is the scheduler's cost to a request when nothing waits.
 func BenchmarkAdmitUncontended(b *testing.B) {
 	s := newScheduler(4, 10, time.Second)

@@ -88,6 +88,7 @@ type Runtime struct {
 	mux          *http.ServeMux // the management API, health and metrics
 	dataMux      *http.ServeMux // every app's data API, as paths without the /apps/{app} prefix
 	sched        *scheduler
+	stopSched    func()       // stops the scheduler's dispatcher (Close)
 	openDBs      atomic.Int64 // apps whose database is open (app.setDB, app.closeDB)
 	shuttingDown atomic.Bool
 	// opsCtx ends when a shutdown gives up waiting: lifecycle operations, which outlive the request
@@ -212,6 +213,10 @@ func New(ctx context.Context, cfg Config) (rt *Runtime, err error) {
 	rt.metrics = newMetrics(rt)
 	rt.mux = rt.routes()
 	rt.dataMux = rt.dataRoutes()
+	if rt.stopSched, err = rt.sched.pollBeforeDispatch(); err != nil {
+		_ = reg.Close()
+		return nil, fmt.Errorf("scheduler: %w", err)
+	}
 	rt.log.Info("runtime ready", "apps", len(entries), "maxOpenDatabases", cfg.MaxOpenDatabases, "dataDir", dataDir, "instance", lk.Info().Instance)
 	return rt, nil
 }
@@ -289,6 +294,7 @@ func (rt *Runtime) Close(ctx context.Context) error {
 		a.release()
 	}
 	rt.log.Info("databases closed", "leftOpen", busy)
+	rt.stopSched()
 	err := rt.reg.Close()
 	return errors.Join(err, rt.lock.Release())
 }
