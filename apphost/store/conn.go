@@ -66,20 +66,27 @@ func InTx(ctx context.Context, c Conn, fn func() error) (err error) {
 	return nil
 }
 
-// ReadTx runs fn inside one read-only transaction on c, so that every query in it sees the same
-// snapshot of the data: a deferred transaction in SQLite (WAL gives it one snapshot, taken with a
-// single read lock instead of one per statement), REPEATABLE READ in PostgreSQL (READ COMMITTED would
-// take a snapshot per statement). fn must not write.
+// boundedCtx marks a query whose work is bounded whatever the data (a lookup by primary key, an early
+// page in id order): a connection need not be ready to interrupt it while it runs (see sqliteConn.Query).
+type boundedCtx struct{ context.Context }
+
+// countCache is implemented by a connection that knows every write to its database, so that a count
+// it remembers stays exact until its next write (sqliteConn).
+type countCache interface {
+	cachedCount(query string) (int64, bool)
+	keepCount(query string, n int64)
+}
+
+// ReadTx runs fn so that every query in it sees the same data: inside one REPEATABLE READ read-only
+// transaction in PostgreSQL (READ COMMITTED would take a snapshot per statement), and as it is in
+// SQLite, where the runtime's connection is its database's only writer and a request holds it for
+// all its queries (app.acquire; the data dir's lock keeps other processes out), so nothing can change
+// between them. There a BEGIN and a COMMIT would only cost two statements per read. fn must not write.
 func ReadTx(ctx context.Context, c Conn, fn func() error) error {
-	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
-	txCtx := ctx
 	if c.Dialect() == SQLite {
-		begin = "BEGIN"
-		// BEGIN and COMMIT of a read transaction never wait for a lock, so there is nothing for the
-		// request's context to interrupt; without it the driver skips watching it.
-		txCtx = context.WithoutCancel(ctx)
+		return fn()
 	}
-	if _, err := c.Exec(txCtx, begin); err != nil {
+	if _, err := c.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	done := false
@@ -92,7 +99,7 @@ func ReadTx(ctx context.Context, c Conn, fn func() error) error {
 		return err
 	}
 	done = true
-	if _, err := c.Exec(txCtx, "COMMIT"); err != nil {
+	if _, err := c.Exec(ctx, "COMMIT"); err != nil {
 		_, _ = c.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		return fmt.Errorf("commit: %w", err)
 	}

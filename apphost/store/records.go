@@ -255,7 +255,7 @@ func (c *Collection) Get(ctx context.Context, conn Conn, id int64) (Record, erro
 // GetJSON appends one record as a JSON object to dst, written straight from the stored row.
 func (c *Collection) GetJSON(ctx context.Context, conn Conn, id int64, dst []byte) ([]byte, error) {
 	found := false
-	err := conn.Query(ctx, c.getSQL, []any{id}, func(row []any) (err error) {
+	err := conn.Query(boundedCtx{ctx}, c.getSQL, []any{id}, func(row []any) (err error) {
 		found = true
 		dst, err = c.appendRow(dst, row)
 		return err
@@ -345,28 +345,51 @@ func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst 
 }
 
 // list counts the records that match the filters and calls fn for each row of the page, both in one
-// read transaction so that total and the page agree even while writes go on.
+// read transaction so that total and the page agree even while writes go on. The count of a whole
+// collection comes from the connection's memory when it can (countCache).
 func (c *Collection) list(ctx context.Context, conn Conn, lq ListQuery, fn func(row []any) error) (int64, error) {
 	countQ, pageQ, args := c.countAllSQL, c.pageSQL, []any(nil)
-	if len(lq.Filters) > 0 || len(lq.Sort) > 0 {
+	whole := len(lq.Filters) == 0 && len(lq.Sort) == 0
+	if !whole {
 		countQ, pageQ, args = c.listSQL(lq)
+	}
+	cache, _ := conn.(countCache)
+	pageCtx := ctx
+	if whole && lq.Offset <= boundedOffset {
+		pageCtx = boundedCtx{ctx}
 	}
 	var total int64
 	err := ReadTx(ctx, conn, func() error {
-		err := conn.Query(ctx, countQ, args, func(row []any) error {
-			total = asInt(row[0])
-			return nil
-		})
-		if err != nil || total <= int64(lq.Offset) || lq.Limit == 0 {
-			return err
+		cached := false
+		if whole && cache != nil {
+			total, cached = cache.cachedCount(countQ)
 		}
-		return conn.Query(ctx, pageQ, append(args, lq.Limit, lq.Offset), fn)
+		if !cached {
+			err := conn.Query(ctx, countQ, args, func(row []any) error {
+				total = asInt(row[0])
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if whole && cache != nil {
+				cache.keepCount(countQ, total)
+			}
+		}
+		if total <= int64(lq.Offset) || lq.Limit == 0 {
+			return nil
+		}
+		return conn.Query(pageCtx, pageQ, append(args, lq.Limit, lq.Offset), fn)
 	})
 	if err != nil {
 		return 0, err
 	}
 	return total, nil
 }
+
+// boundedOffset is the largest offset at which a page in id order is read without being ready to
+// interrupt it (boundedCtx): skipping that many rows takes well under a millisecond.
+const boundedOffset = 10000
 
 // listSQL builds the count and the page query of a list; the page's arguments are those of the
 // filters, then limit and offset.

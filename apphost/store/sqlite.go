@@ -142,6 +142,40 @@ type sqliteConn struct {
 	// planning) cost as much CPU as running a short query; a collection uses a handful of statements
 	// over and over. Statements are dropped when the schema changes, and finalized on Close.
 	stmts map[string]sqliteStmt
+	// writes counts the statements run that may have changed the database; counts remembers the
+	// result of a count query and the value of writes when it was taken (see cachedCount).
+	writes uint64
+	counts map[string]keptCount
+}
+
+type keptCount struct {
+	n      int64
+	writes uint64
+}
+
+// cachedCount returns what query (a count without arguments) answered when it was last run, if no
+// statement that may write has run since. The connection is its database's only writer (see ReadTx),
+// so such a count is exact: a list of a big collection need not count it again for every page.
+func (s *sqliteConn) cachedCount(query string) (int64, bool) {
+	k, ok := s.counts[query]
+	return k.n, ok && k.writes == s.writes
+}
+
+// keepCount remembers what query answered (see cachedCount).
+func (s *sqliteConn) keepCount(query string, n int64) {
+	if s.counts == nil {
+		s.counts = make(map[string]keptCount, 2)
+	}
+	if len(s.counts) >= maxStmts {
+		clear(s.counts)
+	}
+	s.counts[query] = keptCount{n: n, writes: s.writes}
+}
+
+// mayWrite reports whether a statement may change the database: anything but a SELECT.
+func mayWrite(query string) bool {
+	q := strings.TrimLeft(query, " \t\n")
+	return len(q) < 6 || !strings.EqualFold(q[:6], "SELECT")
 }
 
 // sqliteStmt is what the driver's prepared statements implement.
@@ -238,6 +272,7 @@ func namedArgs(args []any) []driver.NamedValue {
 }
 
 func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	s.writes++
 	var res driver.Result
 	var err error
 	switch {
@@ -260,11 +295,21 @@ func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64
 }
 
 func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn func(row []any) error) error {
+	if mayWrite(query) {
+		s.writes++
+	}
 	st, err := s.stmt(ctx, query)
 	if err != nil {
 		return err
 	}
-	rows, err := st.QueryContext(ctx, namedArgs(args))
+	// The driver watches a cancellable context with a goroutine of its own for every statement, to
+	// interrupt a long step. A statement marked bounded (a lookup by id, an early page) cannot run
+	// long, so it is spared that; the loop below still checks ctx between rows.
+	driverCtx := ctx
+	if b, ok := ctx.(boundedCtx); ok {
+		driverCtx = context.WithoutCancel(b.Context)
+	}
+	rows, err := st.QueryContext(driverCtx, namedArgs(args))
 	if err != nil {
 		return err
 	}

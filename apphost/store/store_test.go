@@ -237,3 +237,51 @@ func TestReadTxEndsItsTransaction(t *testing.T) {
 		return err
 	}))
 }
+
+// The count of a whole collection is remembered by the runtime's SQLite connection and stays exact:
+// every statement that may write through the connection (Exec, a query that is not a SELECT, such as
+// an insert returning its row) forgets it. A row added behind the connection's back, which the
+// runtime never does, shows that the remembered count is what a list reports.
+func TestListTotalIsRememberedUntilAWrite(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "app.db")
+	c, err := OpenSQLite(path, CreateNew)
+	require.NoError(t, err)
+	defer c.Close()
+	cols := []spec.Collection{{Name: "t", Fields: []spec.Field{{Name: "name", Type: spec.TypeString}}}}
+	_, err = Migrate(ctx, c, cols, false)
+	require.NoError(t, err)
+	coll := Compile(SQLite, cols)["t"]
+	total := func(lq ListQuery) int64 {
+		t.Helper()
+		lq.Limit = 10
+		_, n, err := coll.List(ctx, c, lq)
+		require.NoError(t, err)
+		return n
+	}
+	var ids []int64
+	for _, n := range []string{"a", "b", "c"} {
+		r, err := coll.Create(ctx, c, map[string]any{"name": n})
+		require.NoError(t, err)
+		id, _ := r.Get("id")
+		ids = append(ids, id.(int64))
+	}
+	assert.EqualValues(t, 3, total(ListQuery{}))
+
+	other, err := OpenSQLite(path, OpenExisting)
+	require.NoError(t, err)
+	_, err = other.Exec(ctx, `INSERT INTO "t" ("name", "createdAt", "updatedAt") VALUES ('behind', '', '')`)
+	require.NoError(t, err)
+	require.NoError(t, other.Close())
+	assert.EqualValues(t, 3, total(ListQuery{}), "remembered")
+	assert.EqualValues(t, 1, total(ListQuery{Filters: []Filter{{Field: "name", Value: "behind"}}}), "a filtered count is never remembered")
+
+	require.NoError(t, coll.Delete(ctx, c, ids[0]))
+	assert.EqualValues(t, 3, total(ListQuery{}), "counted again after a delete: b, c and the row added behind")
+	_, err = coll.Create(ctx, c, map[string]any{"name": "d"})
+	require.NoError(t, err)
+	assert.EqualValues(t, 4, total(ListQuery{}), "after an insert")
+	_, err = c.Exec(ctx, `DELETE FROM "t"`)
+	require.NoError(t, err)
+	assert.EqualValues(t, 0, total(ListQuery{}), "after any statement that may write")
+}
