@@ -28,6 +28,8 @@ import (
 //     heavy requests does not get more of the CPU by them than an app with light ones;
 //   - in a running runtime, hands out a turn freed while requests wait only after the network was
 //     polled (pollBeforeDispatch), so a quiet app's request that arrived meanwhile competes for it;
+//     while apps contend, a request that finds a turn free waits for that poll too (arrive), which
+//     is what makes the order fair when the Go runtime has a single P and the handlers never block;
 //   - bounds each app's queue (depth) and each wait (timeout); past either the request is refused,
 //     and the caller answers 503 with Retry-After;
 //   - takes the turn back from a handler that has run longer than overtime (a slow database, a held
@@ -51,6 +53,10 @@ const (
 	overtime = 10 * time.Millisecond
 	// initialCost is the estimate of a request's handler time before one of the app's was measured.
 	initialCost = int64(100 * time.Microsecond)
+	// Requests of two apps that arrive within contendWindow make the runtime contended for
+	// contendHold (scheduler.arrive).
+	contendWindow = 10 * time.Millisecond
+	contendHold   = time.Second
 )
 
 // defaultMaxRunning is the number of handlers that run at once over all apps unless configured: the
@@ -81,6 +87,10 @@ type scheduler struct {
 	// kick returns false when it could not announce.
 	kick   func() bool
 	kicked bool
+	// The last app that asked for a turn and when, and until when apps count as contending (arrive).
+	lastArrival    *turnQueue
+	lastArrivalAt  int64
+	contendedUntil int64
 }
 
 func newScheduler(limit, depth int, timeout time.Duration) *scheduler {
@@ -125,7 +135,8 @@ func (s *scheduler) now() int64 { return int64(time.Since(s.epoch)) }
 func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, error) {
 	s.mu.Lock()
 	start := s.now()
-	if !q.running && len(q.waiters) == 0 && len(s.ready) == 0 && s.running < s.limit {
+	contended := s.arrive(q, start)
+	if !contended && !q.running && len(q.waiters) == 0 && len(s.ready) == 0 && s.running < s.limit {
 		s.start(q, start)
 		s.mu.Unlock()
 		return 0, nil
@@ -140,11 +151,21 @@ func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, err
 		q.vt = max(q.vt, s.vclock) // an app that had nothing waiting banks no credit
 		heap.Push(&s.ready, q)
 	}
-	if !s.kicked { // else the turn is handed out once the network was polled
+	kick := false
+	switch {
+	case s.kicked: // the turn is handed out once the network was polled
+	case contended && s.running < s.limit:
+		// A free turn, but other apps' requests may be on their way: they are read in the same
+		// poll as the announcement, and the turn goes to the app that has used the least.
+		s.kicked, kick = true, true
+	default:
 		s.dispatch(start)
 	}
 	s.watch(start)
 	s.mu.Unlock()
+	if kick && !s.kick() {
+		s.afterPoll()
+	}
 
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
@@ -233,6 +254,21 @@ func (s *scheduler) finish(q *turnQueue, used bool) {
 	s.dispatch(now)
 	s.watch(now)
 	s.mu.Unlock()
+}
+
+// arrive notes that q asks for a turn at now and reports whether apps are contending for the runtime:
+// requests of two different apps arrived within contendWindow of each other, less than contendHold
+// ago. Only then does every request wait for a network poll before it runs (see pollBeforeDispatch);
+// an app alone on the runtime runs its requests at once. The caller holds mu.
+func (s *scheduler) arrive(q *turnQueue, now int64) bool {
+	if s.kick == nil {
+		return false
+	}
+	if s.lastArrival != nil && q != s.lastArrival && now-s.lastArrivalAt < int64(contendWindow) {
+		s.contendedUntil = now + int64(contendHold)
+	}
+	s.lastArrival, s.lastArrivalAt = q, now
+	return now < s.contendedUntil
 }
 
 // afterPoll hands out the turns announced by kick.

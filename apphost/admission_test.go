@@ -257,6 +257,40 @@ func TestSchedulerPollBeforeDispatch(t *testing.T) {
 	}
 }
 
+// An app alone on the runtime runs its requests at once. Once two apps ask for turns within
+// contendWindow of each other, a request that finds a turn free waits for the network poll too (the
+// other apps' requests may be on their way), until contendHold passes without contention.
+func TestSchedulerContention(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newSchedRun(t, 1, 10, time.Minute)
+		var kicks int
+		r.s.kick = func() bool { kicks++; return true }
+		admitted := func() int {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return len(r.order)
+		}
+
+		r.send(t.Context(), "a", 1, time.Millisecond)
+		assert.Equal(t, 1, admitted(), "alone: at once")
+		r.wg.Wait()
+		time.Sleep(time.Millisecond)
+		r.send(t.Context(), "b", 1, time.Millisecond) // within contendWindow of a
+		assert.Equal(t, 1, admitted(), "contended: b waits for the poll although the turn is free")
+		assert.Equal(t, 1, kicks)
+		r.s.afterPoll()
+		synctest.Wait()
+		assert.Equal(t, 2, admitted())
+		r.wg.Wait()
+
+		time.Sleep(contendHold)
+		r.send(t.Context(), "b", 1, time.Millisecond)
+		assert.Equal(t, 3, admitted(), "contention is over: at once again")
+		assert.Equal(t, "a b b", r.admitted())
+		assert.Zero(t, r.s.running)
+	})
+}
+
 // BenchmarkAdmitUncontended is the scheduler's cost to a request when nothing waits.
 func BenchmarkAdmitUncontended(b *testing.B) {
 	s := newScheduler(4, 10, time.Second)

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/appfleet/appfleet/apphost"
@@ -21,15 +20,6 @@ const defaultMaxRestoreSize = apphost.DefaultMaxRestoreBytes
 
 // serveRuntime runs the runtime until ctx ends; its options are checked.
 func serveRuntime(ctx context.Context, opts *runtimeServeOptions, logger *slog.Logger) error {
-	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) == runtime.NumCPU() {
-		// One more P than CPUs: while every CPU's worth of app handlers holds a turn (admission.go),
-		// a P is still free to read the network and parse requests, so a quiet app's request is
-		// seen and queued before the next turn is handed out rather than at the Go runtime's next
-		// network poll (up to 10 ms later on a saturated P) behind a busy app's. Measured on one
-		// CPU (docs/benchmarks.md): with GOMAXPROCS=1 the quiet app kept 7 % of its throughput
-		// under a flood, with the extra P about half.
-		runtime.GOMAXPROCS(runtime.NumCPU() + 1)
-	}
 	if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
