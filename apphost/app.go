@@ -30,8 +30,9 @@ type appState struct {
 	status string
 	err    string
 	entry  registry.Entry
-	cols   map[string]*store.Collection
-	keys   []string // salted hashes of the app's API keys
+	cols   map[string]*store.Collection // model.Collections
+	model  *store.Model                 // shared with apps of the same collections
+	keys   []string                     // salted hashes of the app's API keys
 	dial   store.Dialect
 
 	// maxInFlight is the accepted spec's limits.maxInFlight (0: no limit) and limiter its
@@ -151,7 +152,8 @@ func (a *app) setStatus(status, errMsg string) {
 // setEntry publishes a new accepted spec with the compiled data model and key hashes.
 func (a *app) setEntry(e registry.Entry, status, errMsg string) {
 	d := dialectOf(e.Spec)
-	st := &appState{status: status, err: errMsg, entry: e, cols: store.Compile(d, e.Spec.Collections), dial: d}
+	model := store.CompileShared(d, e.Spec.Collections)
+	st := &appState{status: status, err: errMsg, entry: e, cols: model.Collections, model: model, dial: d}
 	for _, k := range e.Spec.APIKeys {
 		st.keys = append(st.keys, k.Value.SHA256)
 	}

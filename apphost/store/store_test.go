@@ -285,3 +285,17 @@ func TestListTotalIsRememberedUntilAWrite(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 0, total(ListQuery{}), "after any statement that may write")
 }
+
+// Apps with the same collections share one compiled model while one of them holds it; different
+// collections or dialects get their own.
+func TestCompileSharedSharesIdenticalModels(t *testing.T) {
+	cols := func(field string) []spec.Collection {
+		return []spec.Collection{{Name: "t", Fields: []spec.Field{{Name: field, Type: spec.TypeString}}}}
+	}
+	a := CompileShared(SQLite, cols("name"))
+	b := CompileShared(SQLite, cols("name"))
+	assert.Same(t, a, b)
+	assert.NotSame(t, a, CompileShared(SQLite, cols("email")))
+	assert.NotSame(t, a, CompileShared(Postgres, cols("name")))
+	assert.Equal(t, []string{"id", "createdAt", "updatedAt", "name"}, a.Collections["t"].columns)
+}
