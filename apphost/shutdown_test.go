@@ -32,8 +32,13 @@ func bigApp(t *testing.T, p *runtimeProc, name string) {
 	p.start()
 }
 
-// longList is a list whose query sorts every record of bigApp.
-const longList = "/apps/big/api/items?sort=-name,score&limit=5"
+// longList is a list whose query sorts every record of bigApp. timedList is the same work with
+// another page: it is run first to time the query, so that longList is not answered from what the
+// runtime keeps of an earlier read.
+const (
+	longList  = "/apps/big/api/items?sort=-name,score&limit=5"
+	timedList = "/apps/big/api/items?sort=-name,score&limit=5&offset=1"
+)
 
 // TestClientThatGoesAwayFreesItsApp: a list whose client disconnects stops at once, so the app's
 // database is free for the next request long before the abandoned query would have finished. (The
@@ -45,7 +50,7 @@ func TestClientThatGoesAwayFreesItsApp(t *testing.T) {
 	bigApp(t, p, "big")
 
 	start := time.Now()
-	listOf(t, p, longList, "")
+	listOf(t, p, timedList, "")
 	full := time.Since(start)
 	t.Logf("the long list takes %s", full)
 
@@ -76,7 +81,7 @@ func TestShutdownCancelsRequestsBeforeClosingDatabases(t *testing.T) {
 		create(t, p, name, "customers", "", map[string]any{"name": "open"}) // its database is now open
 	}
 	start := time.Now()
-	listOf(t, p, longList, "")
+	listOf(t, p, timedList, "")
 	full := time.Since(start)
 	t.Logf("the long list takes %s", full)
 

@@ -77,6 +77,13 @@ type countCache interface {
 	keepCount(query string, n int64)
 }
 
+// readCache is implemented by a connection that knows every write to its database, so that an answer
+// it keeps stays exact until its next write (sqliteConn).
+type readCache interface {
+	cachedRead(coll *Collection, key string) ([]byte, bool)
+	keepRead(coll *Collection, key string, body []byte)
+}
+
 // ReadTx runs fn so that every query in it sees the same data: inside one REPEATABLE READ read-only
 // transaction in PostgreSQL (READ COMMITTED would take a snapshot per statement), and as it is in
 // SQLite, where the runtime's connection is its database's only writer and a request holds it for

@@ -26,6 +26,26 @@ type ListQuery struct {
 	Filters       []Filter
 }
 
+// key identifies the list: two lists of a collection with the same key are the same records.
+func (lq ListQuery) key() string {
+	b := make([]byte, 0, 32)
+	b = append(b, "list:"...)
+	b = strconv.AppendInt(b, int64(lq.Limit), 10)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(lq.Offset), 10)
+	for _, s := range lq.Sort {
+		b = append(b, ":s"...)
+		b = strconv.AppendBool(b, s.Desc)
+		b = strconv.AppendQuote(b, s.Field)
+	}
+	for _, f := range lq.Filters {
+		b = append(b, ":f"...)
+		b = strconv.AppendQuote(b, f.Field)
+		b = fmt.Appendf(b, "%T%#v", f.Value, f.Value)
+	}
+	return string(b)
+}
+
 // Filter is one equality condition.
 type Filter struct {
 	Field string

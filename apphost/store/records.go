@@ -254,6 +254,15 @@ func (c *Collection) Get(ctx context.Context, conn Conn, id int64) (Record, erro
 
 // GetJSON appends one record as a JSON object to dst, written straight from the stored row.
 func (c *Collection) GetJSON(ctx context.Context, conn Conn, id int64, dst []byte) ([]byte, error) {
+	rc, _ := conn.(readCache)
+	var key string
+	if rc != nil {
+		key = string(strconv.AppendInt([]byte("get:"), id, 10))
+		if b, ok := rc.cachedRead(c, key); ok {
+			return append(dst, b...), nil
+		}
+	}
+	start := len(dst)
 	found := false
 	err := conn.Query(boundedCtx{ctx}, c.getSQL, []any{id}, func(row []any) (err error) {
 		found = true
@@ -265,6 +274,9 @@ func (c *Collection) GetJSON(ctx context.Context, conn Conn, id int64, dst []byt
 	}
 	if !found {
 		return dst, ErrNotFound
+	}
+	if rc != nil {
+		rc.keepRead(c, key, dst[start:])
 	}
 	return dst, nil
 }
@@ -326,6 +338,15 @@ func (c *Collection) List(ctx context.Context, conn Conn, lq ListQuery) ([]Recor
 // ListJSON appends one page as the data API answers it, {"items": [...], "total": n}, to dst, written
 // straight from the stored rows.
 func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst []byte) ([]byte, error) {
+	rc, _ := conn.(readCache)
+	var key string
+	if rc != nil {
+		key = lq.key()
+		if b, ok := rc.cachedRead(c, key); ok {
+			return append(dst, b...), nil
+		}
+	}
+	start := len(dst)
 	dst = append(dst, `{"items":[`...)
 	first := true
 	total, err := c.list(ctx, conn, lq, func(row []any) (err error) {
@@ -341,7 +362,11 @@ func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst 
 	}
 	dst = append(dst, `],"total":`...)
 	dst = strconv.AppendInt(dst, total, 10)
-	return append(dst, '}'), nil
+	dst = append(dst, '}')
+	if rc != nil {
+		rc.keepRead(c, key, dst[start:])
+	}
+	return dst, nil
 }
 
 // list counts the records that match the filters and calls fn for each row of the page, both in one

@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -148,6 +150,76 @@ type sqliteConn struct {
 	// result of a count query and the value of writes when it was taken (see cachedCount).
 	writes uint64
 	counts map[string]keptCount
+	// reads are answers of reads (a page, a record) as the data API sends them, kept until the next
+	// write (see cachedRead); readBytes is their size.
+	reads     map[string]keptRead
+	readBytes int
+	// asked are the hashes of the last reads asked for (keepRead): an answer is kept only when it was
+	// asked for before, so a scan through many pages or records copies nothing.
+	asked     *[askedReads]uint64
+	askedNext int
+}
+
+// askedReads is how many recent reads a connection remembers having been asked for.
+const askedReads = 32
+
+var readSeed = maphash.MakeSeed()
+
+type keptRead struct {
+	coll   *Collection
+	body   []byte
+	writes uint64
+}
+
+// Bounds of the answers a connection keeps: the kept answers of every open app add up.
+const (
+	maxKeptRead  = 8 << 10  // largest answer kept
+	maxKeptReads = 32 << 10 // all answers of one connection
+)
+
+// cachedRead returns the answer kept for key, read from coll, if no statement that may write has run
+// since it was read. Like cachedCount, it is exact because the connection is its database's only
+// writer; a new model (coll) or a reopened database (a new connection) starts afresh.
+func (s *sqliteConn) cachedRead(coll *Collection, key string) ([]byte, bool) {
+	k, ok := s.reads[key]
+	if !ok {
+		return nil, false
+	}
+	if k.writes != s.writes {
+		clear(s.reads) // every kept answer is older than that write
+		s.readBytes = 0
+		return nil, false
+	}
+	return k.body, k.coll == coll
+}
+
+// keepRead keeps body, the answer to key read from coll, if key was asked for recently (see
+// cachedRead).
+func (s *sqliteConn) keepRead(coll *Collection, key string, body []byte) {
+	if len(body) > maxKeptRead {
+		return
+	}
+	h := maphash.String(readSeed, key)
+	if s.asked == nil {
+		s.asked = new([askedReads]uint64)
+	}
+	if !slices.Contains(s.asked[:], h) {
+		s.asked[s.askedNext] = h
+		s.askedNext = (s.askedNext + 1) % askedReads
+		return
+	}
+	if s.reads == nil {
+		s.reads = make(map[string]keptRead, 4)
+	}
+	if old, ok := s.reads[key]; ok {
+		s.readBytes -= len(old.body)
+	}
+	if s.readBytes+len(body) > maxKeptReads {
+		clear(s.reads)
+		s.readBytes = 0
+	}
+	s.reads[key] = keptRead{coll: coll, body: slices.Clone(body), writes: s.writes}
+	s.readBytes += len(body)
 }
 
 type keptCount struct {

@@ -299,3 +299,70 @@ func TestCompileSharedSharesIdenticalModels(t *testing.T) {
 	assert.NotSame(t, a, CompileShared(Postgres, cols("name")))
 	assert.Equal(t, []string{"id", "createdAt", "updatedAt", "name"}, a.Collections["t"].columns)
 }
+
+// A page or a record read through the runtime's SQLite connection is answered from what the
+// connection kept until a statement that may write runs; a row changed behind the connection's back,
+// which the runtime never does, shows that the kept answer is what is served. A different list, a
+// different record or a new model of the collection is read afresh.
+func TestReadsAreKeptUntilAWrite(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "app.db")
+	c, err := OpenSQLite(path, CreateNew)
+	require.NoError(t, err)
+	defer c.Close()
+	cols := []spec.Collection{{Name: "t", Fields: []spec.Field{{Name: "name", Type: spec.TypeString}}}}
+	_, err = Migrate(ctx, c, cols, false)
+	require.NoError(t, err)
+	coll := Compile(SQLite, cols)["t"]
+	for _, n := range []string{"a", "b"} {
+		_, err := coll.Create(ctx, c, map[string]any{"name": n})
+		require.NoError(t, err)
+	}
+	list := func(coll *Collection, lq ListQuery) string {
+		t.Helper()
+		b, err := coll.ListJSON(ctx, c, lq, []byte("prefix:"))
+		require.NoError(t, err)
+		return strings.TrimPrefix(string(b), "prefix:")
+	}
+	get := func(id int64) string {
+		t.Helper()
+		b, err := coll.GetJSON(ctx, c, id, nil)
+		require.NoError(t, err)
+		return string(b)
+	}
+	page := list(coll, ListQuery{Limit: 10})
+	assert.Contains(t, page, `"name":"a"`)
+	rec := get(1)
+	assert.Contains(t, rec, `"name":"a"`)
+	sc := c.(*sqliteConn)
+	assert.Empty(t, sc.reads, "an answer asked for once is not kept")
+	assert.Equal(t, page, list(coll, ListQuery{Limit: 10}))
+	assert.Equal(t, rec, get(1))
+	assert.Len(t, sc.reads, 2, "asked for twice: kept")
+
+	other, err := OpenSQLite(path, OpenExisting)
+	require.NoError(t, err)
+	_, err = other.Exec(ctx, `UPDATE "t" SET "name" = 'behind'`)
+	require.NoError(t, err)
+	require.NoError(t, other.Close())
+	assert.Equal(t, page, list(coll, ListQuery{Limit: 10}), "kept")
+	assert.Equal(t, rec, get(1), "kept")
+	assert.Contains(t, list(coll, ListQuery{Limit: 9}), `"behind"`, "another list is read")
+	assert.Contains(t, list(coll, ListQuery{Limit: 10, Filters: []Filter{{Field: "name", Value: "behind"}}}), `"behind"`)
+	assert.Contains(t, get(2), `"behind"`, "another record is read")
+	assert.Contains(t, list(Compile(SQLite, cols)["t"], ListQuery{Limit: 10}), `"behind"`, "a new model reads afresh")
+
+	_, err = coll.Create(ctx, c, map[string]any{"name": "c"})
+	require.NoError(t, err)
+	assert.Contains(t, list(coll, ListQuery{Limit: 10}), `"total":3`, "read afresh after a write")
+	assert.Contains(t, get(1), `"behind"`)
+	for key, k := range sc.reads {
+		assert.Equal(t, sc.writes, k.writes, "%s is kept from after the write", key)
+	}
+
+	// Answers past the bounds are not kept, and the kept ones stay within them.
+	for i := range 400 {
+		list(coll, ListQuery{Limit: 10, Offset: i % 3, Filters: []Filter{{Field: "name", Value: strconv.Itoa(i / 2)}}})
+	}
+	assert.LessOrEqual(t, sc.readBytes, maxKeptReads)
+}

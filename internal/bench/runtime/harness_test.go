@@ -428,11 +428,13 @@ func runWrk(ctx context.Context, wrk, url string, conns, threads int, d time.Dur
 	return runWrkOn(ctx, nil, wrk, url, conns, threads, d)
 }
 
-// runWrkOn is runWrk with wrk started through prefix (taskset -c N, see pinning).
-func runWrkOn(ctx context.Context, prefix []string, wrk, url string, conns, threads int, d time.Duration) (wrkResult, error) {
+// runWrkOn is runWrk with wrk started through prefix (taskset -c N, see pinning) and given extra
+// arguments (a script, say) before url.
+func runWrkOn(ctx context.Context, prefix []string, wrk, url string, conns, threads int, d time.Duration, extra ...string) (wrkResult, error) {
 	secs := max(int(d/time.Second), 1)
 	argv := append(slices.Clone(prefix), wrk, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
-		"-d", strconv.Itoa(secs)+"s", "--latency", url)
+		"-d", strconv.Itoa(secs)+"s", "--latency")
+	argv = append(append(argv, extra...), url)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
 	res := wrkResult{raw: string(out)}
@@ -500,10 +502,11 @@ func mustWrk(tb testing.TB, wrk, url string, conns, threads int, d time.Duration
 	return mustWrkOn(tb, nil, wrk, url, conns, threads, d, errorsExpected)
 }
 
-// mustWrkOn is mustWrk with wrk started through prefix (taskset -c N, see pinning).
-func mustWrkOn(tb testing.TB, prefix []string, wrk, url string, conns, threads int, d time.Duration, errorsExpected bool) wrkResult {
+// mustWrkOn is mustWrk with wrk started through prefix (taskset -c N, see pinning) and given extra
+// arguments before url.
+func mustWrkOn(tb testing.TB, prefix []string, wrk, url string, conns, threads int, d time.Duration, errorsExpected bool, extra ...string) wrkResult {
 	tb.Helper()
-	res, err := runWrkOn(tb.Context(), prefix, wrk, url, conns, threads, d)
+	res, err := runWrkOn(tb.Context(), prefix, wrk, url, conns, threads, d, extra...)
 	if err != nil {
 		tb.Fatal(err)
 	}
