@@ -15,6 +15,7 @@ import (
 	"modernc.org/libc"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+	"modernc.org/sqlite/pcache"
 )
 
 // Page cache and lookaside sizes. An app's database is small and mostly served from the OS page cache,
@@ -30,9 +31,9 @@ const (
 
 var configureOnce sync.Once
 
-// configureSQLite turns off SQLite's per-connection lookaside allocator. It must run before the first
-// connection of the process is opened; when something else opened one first, SQLite refuses and the
-// default stays, which costs memory but nothing else.
+// configureSQLite turns off SQLite's per-connection lookaside allocator and installs the page cache.
+// It must run before the first connection of the process is opened; when something else opened one
+// first, SQLite refuses and the defaults stay, which costs memory but nothing else.
 func configureSQLite() {
 	configureOnce.Do(func() {
 		tls := libc.NewTLS()
@@ -45,6 +46,13 @@ func configureSQLite() {
 		pc := libc.NewVaList(uintptr(0), int32(0), int32(0))
 		defer libc.Xfree(tls, pc)
 		sqlite3.Xsqlite3_config(tls, sqlite3.SQLITE_CONFIG_PAGECACHE, pc)
+		// The driver's page cache in Go instead of SQLite's own: SQLite allocates a page and its
+		// header (just over 4 KiB) in one block, which the allocator rounds up to 8 KiB; this one
+		// allocates them apart, 4 KiB and 512 bytes. That is 10 kB less per open app (about four
+		// pages each). Reading pages through it costs more: a page of 20 records read from the
+		// database took 15 % longer, a record by id no longer (BenchmarkDataPath, "-each-different").
+		// If a connection was opened before this runs, SQLite keeps its own cache.
+		_ = sqlite.RegisterPageCache(pcache.New())
 	})
 }
 
