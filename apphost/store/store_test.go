@@ -238,20 +238,26 @@ func TestReadTxEndsItsTransaction(t *testing.T) {
 	}))
 }
 
+// namesDB opens a new SQLite database at path with one collection t of one string field, name.
+func namesDB(t *testing.T) (path string, c Conn, cols []spec.Collection, coll *Collection) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "app.db")
+	c, err := OpenSQLite(path, CreateNew)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	cols = []spec.Collection{{Name: "t", Fields: []spec.Field{{Name: "name", Type: spec.TypeString}}}}
+	_, err = Migrate(t.Context(), c, cols, false)
+	require.NoError(t, err)
+	return path, c, cols, Compile(SQLite, cols)["t"]
+}
+
 // The count of a whole collection is remembered by the runtime's SQLite connection and stays exact:
 // every statement that may write through the connection (Exec, a query that is not a SELECT, such as
 // an insert returning its row) forgets it. A row added behind the connection's back, which the
 // runtime never does, shows that the remembered count is what a list reports.
 func TestListTotalIsRememberedUntilAWrite(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "app.db")
-	c, err := OpenSQLite(path, CreateNew)
-	require.NoError(t, err)
-	defer c.Close()
-	cols := []spec.Collection{{Name: "t", Fields: []spec.Field{{Name: "name", Type: spec.TypeString}}}}
-	_, err = Migrate(ctx, c, cols, false)
-	require.NoError(t, err)
-	coll := Compile(SQLite, cols)["t"]
+	path, c, _, coll := namesDB(t)
 	total := func(lq ListQuery) int64 {
 		t.Helper()
 		lq.Limit = 10
@@ -306,14 +312,7 @@ func TestCompileSharedSharesIdenticalModels(t *testing.T) {
 // different record or a new model of the collection is read afresh.
 func TestReadsAreKeptUntilAWrite(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "app.db")
-	c, err := OpenSQLite(path, CreateNew)
-	require.NoError(t, err)
-	defer c.Close()
-	cols := []spec.Collection{{Name: "t", Fields: []spec.Field{{Name: "name", Type: spec.TypeString}}}}
-	_, err = Migrate(ctx, c, cols, false)
-	require.NoError(t, err)
-	coll := Compile(SQLite, cols)["t"]
+	path, c, cols, coll := namesDB(t)
 	for _, n := range []string{"a", "b"} {
 		_, err := coll.Create(ctx, c, map[string]any{"name": n})
 		require.NoError(t, err)
