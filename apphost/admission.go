@@ -160,19 +160,19 @@ func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, err
 		q.vt = max(q.vt, s.vclock) // an app that had nothing waiting banks no credit
 		heap.Push(&s.ready, q)
 	}
-	kick := false
+	var kick func() bool
 	switch {
 	case s.kicked: // the turn is handed out once the network was polled
 	case contended && s.running < s.limit && start-s.polledAt >= int64(pollInterval):
 		// A free turn, but other apps' requests may be on their way: they are read in the same
 		// poll as the announcement, and the turn goes to the app that has used the least.
-		s.kicked, kick = true, true
+		s.kicked, kick = true, s.kick
 	default:
 		s.dispatch(start)
 	}
 	s.watch(start)
 	s.mu.Unlock()
-	if kick && !s.kick() {
+	if kick != nil && !kick() {
 		s.afterPoll()
 	}
 
@@ -251,11 +251,11 @@ func (s *scheduler) finish(q *turnQueue, used bool) {
 		q.vt = max(q.vt, s.vclock)
 		heap.Push(&s.ready, q)
 	}
-	if s.kick != nil && len(s.ready) > 0 && (s.kicked || now-s.polledAt >= int64(pollInterval)) {
+	if kick := s.kick; kick != nil && len(s.ready) > 0 && (s.kicked || now-s.polledAt >= int64(pollInterval)) {
 		first := !s.kicked
 		s.kicked = true
 		s.mu.Unlock()
-		if first && !s.kick() {
+		if first && !kick() {
 			s.afterPoll()
 		}
 		return
