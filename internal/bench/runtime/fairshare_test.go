@@ -35,8 +35,8 @@ func pinning() (server, generator []string, how string) {
 // admission, same method: 15,454 req/s alone, 871 (5.6 %) flooded; p99 1.94 -> 8.55 ms.
 //
 // "same-page" asks for the first page again and again, which the runtime answers from what it kept
-// of the last read; "each-different" asks for a different page every time (offsets 0 to 979 in
-// turn), so every request reads the database.
+// of the last read; "each-different" asks for a different first page every time (limits 1 to 39
+// in turn, 20 on average), so every request reads the database.
 func BenchmarkFairShare(b *testing.B) {
 	wrk := wrkPath(b)
 	srv, gen, how := pinning()
@@ -55,8 +55,8 @@ func BenchmarkFairShare(b *testing.B) {
 	for _, variant := range []string{"same-page", "each-different"} {
 		var aScript, bScript []string
 		if variant == "each-different" {
-			aScript = wrkScript(b, dir, "a", "/apps/app-a/api/customers?limit=20&offset=%d", false)
-			bScript = wrkScript(b, dir, "b", "/apps/app-b/api/customers?limit=20&offset=%d", false)
+			aScript = wrkScript(b, dir, "a", "/apps/app-a/api/customers?limit=%d", pageLimits)
+			bScript = wrkScript(b, dir, "b", "/apps/app-b/api/customers?limit=%d", pageLimits)
 		}
 		b.Run(variant, func(b *testing.B) {
 			alone, err := runWrkOn(b.Context(), gen, wrk, bURL, 4, 1, each, bScript...)
@@ -103,17 +103,18 @@ func BenchmarkFairShare(b *testing.B) {
 // same way, in the same run. Goal: at least 0.35 of the ceiling for the page and 0.6 for one record.
 //
 // The runtime keeps the answer to a read until the app's next write, so asking for one URL again and
-// again measures that path. The "-each-different" variants ask for a different page (offsets 0 to
-// 979 in turn) or record (ids 1 to 1,000 in turn) every time, more than the runtime keeps, so that
-// every request is read from the database; the ceiling answers them with the same bytes as before.
+// again measures that path. The "-each-different" variants ask for a different first page (limits
+// 1 to 39 in turn, 20 on average) or record (ids 1 to 1,000 in turn) every time, more than the
+// runtime keeps, so that every request is read from the database; the ceiling answers them with the
+// same bytes as before.
 func BenchmarkDataAPICeiling(b *testing.B) {
 	wrk := wrkPath(b)
 	srv, gen, how := pinning()
 	rp := startRuntimeOn(b, neverIdle, srv)
 	rp.createApps(b, []string{"shop"}, benchSpec(0), 1)
 	rp.seedCustomers(b, "shop", 1000)
-	paths := []struct{ name, path, each string }{
-		{"page20", "/api/customers?limit=20", "/api/customers?limit=20&offset=%d"},
+	paths := []struct{ name, path, each string }{ // each: a different URL every request (wrkScript)
+		{"page20", "/api/customers?limit=20", "/api/customers?limit=%d"},
 		{"byID", "/api/customers/500", "/api/customers/%d"},
 	}
 	dir := b.TempDir()
@@ -138,8 +139,12 @@ func BenchmarkDataAPICeiling(b *testing.B) {
 			var ourScript, bareScript []string
 			if each {
 				name += "-each-different"
-				ourScript = wrkScript(b, dir, name+"-ours", "/apps/shop"+p.each, p.name == "byID")
-				bareScript = wrkScript(b, dir, name+"-bare", "/"+p.name+"/%d", p.name == "byID")
+				next := pageLimits
+				if p.name == "byID" {
+					next = recordIDs
+				}
+				ourScript = wrkScript(b, dir, name+"-ours", "/apps/shop"+p.each, next)
+				bareScript = wrkScript(b, dir, name+"-bare", "/"+p.name+"/%d", next)
 			}
 			b.Run(name, func(b *testing.B) {
 				ours := mustWrkOn(b, gen, wrk, ourURL, conns, threads, dur, false, ourScript...)
@@ -156,14 +161,18 @@ func BenchmarkDataAPICeiling(b *testing.B) {
 	}
 }
 
-// wrkScript writes a wrk script that asks for pathf with a different number each request (offsets
-// 0 to 979, or ids 1 to 1,000) and returns wrk's arguments to run it.
-func wrkScript(tb testing.TB, dir, name, pathf string, ids bool) []string {
+// The numbers wrkScript puts in its URLs, as Lua expressions of the request count n: limits 1 to 39
+// in turn (20 on average, more than the 32 recent reads a connection remembers, so no answer is ever
+// asked for twice in a row of them), or ids 1 to 1,000 in turn.
+const (
+	pageLimits = "n % 39 + 1"
+	recordIDs  = "n % 1000 + 1"
+)
+
+// wrkScript writes a wrk script that asks for pathf with the number next (a Lua expression of n, the
+// request count) and returns wrk's arguments to run it.
+func wrkScript(tb testing.TB, dir, name, pathf, next string) []string {
 	tb.Helper()
-	next := "n % 980"
-	if ids {
-		next = "n % 1000 + 1"
-	}
 	script := fmt.Sprintf("local n = 0\nrequest = function()\n  n = n + 1\n  return wrk.format(nil, string.format(%q, %s))\nend\n", pathf, next)
 	file := filepath.Join(dir, name+".lua")
 	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
