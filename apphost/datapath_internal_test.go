@@ -14,9 +14,10 @@ import (
 )
 
 // newShopRuntime is an in-process runtime holding the app "shop" with n customers.
-func newShopRuntime(tb testing.TB, n int) *Runtime {
+func newShopRuntime(tb testing.TB, n int, cfg Config) *Runtime {
 	tb.Helper()
-	rt, err := New(tb.Context(), Config{DataDir: tb.TempDir(), Token: "token"})
+	cfg.DataDir, cfg.Token = tb.TempDir(), "token"
+	rt, err := New(tb.Context(), cfg)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = rt.Close(tb.Context()) })
 	body, err := json.Marshal(api.PutAppRequest{Spec: spec.AppSpec{
@@ -46,36 +47,29 @@ func newShopRuntime(tb testing.TB, n int) *Runtime {
 // BenchmarkDataPath is the runtime's own cost of the data API's reads, past HTTP parsing: routing,
 // admission, the database and the encoding, for the requests the throughput benchmarks send.
 func BenchmarkDataPath(b *testing.B) {
-	rt := newShopRuntime(b, 1000)
-	// The runtime keeps the answer to a read asked for twice until the next write, so the same
-	// URL again and again measures that; the "-each-different" ones ask for a different first page
-	// (limits 1 to 39, 20 on average) or record (ids 1 to 1,000) every time and read the database
-	// each time.
-	for _, bc := range []struct {
-		name string
-		url  func(i int) string
-	}{
-		{"page20", func(int) string { return "/apps/shop/api/customers?limit=20" }},
-		{"byID", func(int) string { return "/apps/shop/api/customers/500" }},
-		{"page20-each-different", func(i int) string { return fmt.Sprintf("/apps/shop/api/customers?limit=%d", i%39+1) }},
-		{"byID-each-different", func(i int) string { return fmt.Sprintf("/apps/shop/api/customers/%d", i%1000+1) }},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			reqs := make([]*http.Request, 1000)
-			for i := range reqs {
-				reqs[i] = httptest.NewRequest(http.MethodGet, bc.url(i), nil)
-			}
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				clear(w.h)
-				rt.ServeHTTP(w, reqs[i%len(reqs)])
-				i++
+	// With kept answers (the default) a URL asked for again is answered from what the app kept of
+	// the last read; with Config.NoKeptAnswers every request reads the database.
+	for _, v := range []struct {
+		name   string
+		noKept bool
+	}{{"kept", false}, {"nothing-kept", true}} {
+		rt := newShopRuntime(b, 1000, Config{NoKeptAnswers: v.noKept})
+		for _, bc := range []struct{ name, url string }{
+			{"page20", "/apps/shop/api/customers?limit=20"},
+			{"byID", "/apps/shop/api/customers/500"},
+		} {
+			b.Run(bc.name+"-"+v.name, func(b *testing.B) {
+				req := httptest.NewRequest(http.MethodGet, bc.url, nil)
+				w := &discardWriter{h: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					clear(w.h)
+					rt.ServeHTTP(w, req)
+				}
 				if w.status != http.StatusOK {
 					b.Fatalf("status %d", w.status)
 				}
-			}
-		})
+			})
+		}
 	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ShutdownTimeout bounds how long Serve waits for requests in flight after ctx ends (default 10s).
 	ShutdownTimeout time.Duration
+	// NoKeptAnswers stops apps on SQLite from keeping the answers to reads asked for twice until
+	// their next write (store.KeepAnswers, DefaultKeptAnswers bytes per app).
+	NoKeptAnswers bool
 	// MaxRestoreBytes bounds the body of PUT /v1/apps/{name}/restore, checked while it streams in
 	// (default DefaultMaxRestoreBytes).
 	MaxRestoreBytes int64
@@ -434,7 +437,11 @@ func (rt *Runtime) openStore(ctx context.Context, name string, e registry.Entry,
 	if create {
 		mode = store.CreateNew
 	}
-	return store.OpenSQLite(rt.appDBPath(name), mode)
+	c, err := store.OpenSQLite(rt.appDBPath(name), mode)
+	if err == nil && !rt.cfg.NoKeptAnswers {
+		store.KeepAnswers(c, store.DefaultKeptAnswers)
+	}
+	return c, err
 }
 
 func pgTarget(e registry.Entry) store.PGTarget {

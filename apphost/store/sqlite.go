@@ -162,6 +162,7 @@ type sqliteConn struct {
 	// write (see cachedRead); readBytes is their size.
 	reads     map[string]keptRead
 	readBytes int
+	keptLimit int // bytes of answers kept at most; 0 keeps none (KeepAnswers)
 	// asked are the hashes of the last reads asked for (keepRead): an answer is kept only when it was
 	// asked for before, so a scan through many pages or records copies nothing.
 	asked     *[askedReads]uint64
@@ -181,9 +182,19 @@ type keptRead struct {
 
 // Bounds of the answers a connection keeps: the kept answers of every open app add up.
 const (
-	maxKeptRead  = 8 << 10  // largest answer kept
-	maxKeptReads = 32 << 10 // all answers of one connection
+	maxKeptRead = 8 << 10 // largest answer kept
+	// DefaultKeptAnswers is how many bytes of answers the runtime lets an app's connection keep.
+	DefaultKeptAnswers = 32 << 10
 )
+
+// KeepAnswers lets c keep the answers to reads asked for twice, up to maxBytes in all, until its next
+// write (cachedRead). Only the runtime's connection to an app's SQLite database may: it is the
+// database's only writer. Other connections, and every connection until this is called, keep none.
+func KeepAnswers(c Conn, maxBytes int) {
+	if s, ok := c.(*sqliteConn); ok {
+		s.keptLimit = maxBytes
+	}
+}
 
 // cachedRead returns the answer kept for key, read from coll, if no statement that may write has run
 // since it was read. Like cachedCount, it is exact because the connection is its database's only
@@ -204,7 +215,7 @@ func (s *sqliteConn) cachedRead(coll *Collection, key string) ([]byte, bool) {
 // keepRead keeps body, the answer to key read from coll, if key was asked for recently (see
 // cachedRead).
 func (s *sqliteConn) keepRead(coll *Collection, key string, body []byte) {
-	if len(body) > maxKeptRead {
+	if len(body) > min(maxKeptRead, s.keptLimit) {
 		return
 	}
 	h := maphash.String(readSeed, key)
@@ -222,7 +233,7 @@ func (s *sqliteConn) keepRead(coll *Collection, key string, body []byte) {
 	if old, ok := s.reads[key]; ok {
 		s.readBytes -= len(old.body)
 	}
-	if s.readBytes+len(body) > maxKeptReads {
+	if s.readBytes+len(body) > s.keptLimit {
 		clear(s.reads)
 		s.readBytes = 0
 	}

@@ -313,6 +313,7 @@ func TestCompileSharedSharesIdenticalModels(t *testing.T) {
 func TestReadsAreKeptUntilAWrite(t *testing.T) {
 	ctx := t.Context()
 	path, c, cols, coll := namesDB(t)
+	KeepAnswers(c, DefaultKeptAnswers)
 	for _, n := range []string{"a", "b"} {
 		_, err := coll.Create(ctx, c, map[string]any{"name": n})
 		require.NoError(t, err)
@@ -363,5 +364,11 @@ func TestReadsAreKeptUntilAWrite(t *testing.T) {
 	for i := range 400 {
 		list(coll, ListQuery{Limit: 10, Offset: i % 3, Filters: []Filter{{Field: "name", Value: strconv.Itoa(i / 2)}}})
 	}
-	assert.LessOrEqual(t, sc.readBytes, maxKeptReads)
+	assert.LessOrEqual(t, sc.readBytes, DefaultKeptAnswers)
+
+	// A connection told to keep nothing keeps nothing.
+	KeepAnswers(c, 0)
+	list(coll, ListQuery{Limit: 7})
+	list(coll, ListQuery{Limit: 7})
+	assert.NotContains(t, sc.reads, ListQuery{Limit: 7}.key())
 }

@@ -30,6 +30,7 @@ type runtimeServeOptions struct {
 	QueueTimeout     time.Duration
 	ReadTimeout      time.Duration
 	MaxRestoreSize   int64
+	KeepAnswers      bool
 	LogFormat        string
 	LogLevel         string
 }
@@ -120,6 +121,7 @@ names the first.`,
 	fl.DurationVar(&opts.QueueTimeout, "queue-timeout", 5*time.Second, "how long a request of an app may wait for a turn before it answers 503")
 	fl.DurationVar(&opts.ReadTimeout, "read-timeout", 10*time.Second, "how long a client may take to send a request's headers, and a record's body")
 	fl.Int64Var(&opts.MaxRestoreSize, "max-restore-size", defaultMaxRestoreSize, "largest snapshot, in bytes, that PUT /v1/apps/{name}/restore takes")
+	fl.BoolVar(&opts.KeepAnswers, "keep-answers", true, "let each app on SQLite keep the answers to reads asked for twice (32 KiB at most) until its next write")
 	fl.StringVar(&opts.LogFormat, "log-format", "json", "log format on stderr: json or text")
 	fl.StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	_ = cmd.MarkFlagRequired("data-dir")

@@ -53,6 +53,7 @@ func serveRuntime(ctx context.Context, opts *runtimeServeOptions, logger *slog.L
 		QueueTimeout:     opts.QueueTimeout,
 		ReadTimeout:      opts.ReadTimeout,
 		MaxRestoreBytes:  opts.MaxRestoreSize,
+		NoKeptAnswers:    !opts.KeepAnswers,
 		Version:          version.Get().Version,
 		Logger:           logger,
 	})

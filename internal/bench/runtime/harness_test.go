@@ -84,8 +84,9 @@ func startRuntime(tb testing.TB, idle time.Duration) *runtimeProc {
 	return startRuntimeOn(tb, idle, nil)
 }
 
-// startRuntimeOn is startRuntime with the process started through prefix (taskset -c N, see pinning).
-func startRuntimeOn(tb testing.TB, idle time.Duration, prefix []string) *runtimeProc {
+// startRuntimeOn is startRuntime with the process started through prefix (taskset -c N, see pinning)
+// and given extra flags.
+func startRuntimeOn(tb testing.TB, idle time.Duration, prefix []string, flags ...string) *runtimeProc {
 	tb.Helper()
 	bin := appfleetBinary(tb)
 	dir := tb.TempDir()
@@ -109,6 +110,7 @@ func startRuntimeOn(tb testing.TB, idle time.Duration, prefix []string) *runtime
 		// process on this shared machine can take the port between choosing and binding it.
 		"--data-dir", rp.dataDir, "--listen", "127.0.0.1:0", "--token-file", tokenFile,
 		"--name", "bench", "--idle-timeout", idle.String(), "--max-apps", "0")
+	argv = append(argv, flags...)
 	rp.cmd = exec.Command(argv[0], argv[1:]...)
 	rp.cmd.Stdout, rp.cmd.Stderr = logFile, logFile
 	if err := rp.cmd.Start(); err != nil {
@@ -428,13 +430,11 @@ func runWrk(ctx context.Context, wrk, url string, conns, threads int, d time.Dur
 	return runWrkOn(ctx, nil, wrk, url, conns, threads, d)
 }
 
-// runWrkOn is runWrk with wrk started through prefix (taskset -c N, see pinning) and given extra
-// arguments (a script, say) before url.
-func runWrkOn(ctx context.Context, prefix []string, wrk, url string, conns, threads int, d time.Duration, extra ...string) (wrkResult, error) {
+// runWrkOn is runWrk with wrk started through prefix (taskset -c N, see pinning).
+func runWrkOn(ctx context.Context, prefix []string, wrk, url string, conns, threads int, d time.Duration) (wrkResult, error) {
 	secs := max(int(d/time.Second), 1)
 	argv := append(slices.Clone(prefix), wrk, "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
-		"-d", strconv.Itoa(secs)+"s", "--latency")
-	argv = append(append(argv, extra...), url)
+		"-d", strconv.Itoa(secs)+"s", "--latency", url)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	out, err := cmd.CombinedOutput()
 	res := wrkResult{raw: string(out)}
@@ -502,11 +502,10 @@ func mustWrk(tb testing.TB, wrk, url string, conns, threads int, d time.Duration
 	return mustWrkOn(tb, nil, wrk, url, conns, threads, d, errorsExpected)
 }
 
-// mustWrkOn is mustWrk with wrk started through prefix (taskset -c N, see pinning) and given extra
-// arguments before url.
-func mustWrkOn(tb testing.TB, prefix []string, wrk, url string, conns, threads int, d time.Duration, errorsExpected bool, extra ...string) wrkResult {
+// mustWrkOn is mustWrk with wrk started through prefix (taskset -c N, see pinning).
+func mustWrkOn(tb testing.TB, prefix []string, wrk, url string, conns, threads int, d time.Duration, errorsExpected bool) wrkResult {
 	tb.Helper()
-	res, err := runWrkOn(tb.Context(), prefix, wrk, url, conns, threads, d, extra...)
+	res, err := runWrkOn(tb.Context(), prefix, wrk, url, conns, threads, d)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,5 +1,5 @@
 // Command ceiling is the bare net/http server the runtime's data API is measured against: it answers
-// every GET of a path it was given, or of a path below it, with that path's bytes, as the runtime does (application/json,
+// every GET of a path it was given with that path's bytes, as the runtime does (application/json,
 // Content-Length), and does nothing else, so that what separates the runtime's figure from its figure
 // is the runtime's own work.
 //
@@ -50,9 +50,7 @@ func run(args []string) error {
 	}
 	ctype := []string{"application/json"}
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A path is answered by its first segment, so that /byID/7 gets the bytes of /byID.
-		first, _, _ := strings.Cut(r.URL.Path[1:], "/")
-		b, ok := bodies["/"+first]
+		b, ok := bodies[r.URL.Path]
 		if !ok || r.Method != http.MethodGet {
 			http.NotFound(w, r)
 			return
