@@ -369,8 +369,8 @@ func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst 
 	return dst, nil
 }
 
-// list counts the records that match the filters and calls fn for each row of the page, both in one
-// read transaction so that total and the page agree even while writes go on. The count of a whole
+// list counts the records that match the filters and calls fn for each row of the page, both within
+// one ReadTx so that total and the page agree even while writes go on. The count of a whole
 // collection comes from the connection's memory when it can (countCache).
 func (c *Collection) list(ctx context.Context, conn Conn, lq ListQuery, fn func(row []any) error) (int64, error) {
 	countQ, pageQ, args := c.countAllSQL, c.pageSQL, []any(nil)
