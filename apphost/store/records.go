@@ -254,31 +254,38 @@ func (c *Collection) Get(ctx context.Context, conn Conn, id int64) (Record, erro
 
 // GetJSON appends one record as a JSON object to dst, written straight from the stored row.
 func (c *Collection) GetJSON(ctx context.Context, conn Conn, id int64, dst []byte) ([]byte, error) {
-	rc, _ := conn.(readCache)
-	var key string
-	if rc != nil {
-		key = string(strconv.AppendInt([]byte("get:"), id, 10))
-		if b, ok := rc.cachedRead(c, key); ok {
-			return append(dst, b...), nil
+	key := func() string { return string(strconv.AppendInt([]byte("get:"), id, 10)) }
+	return c.readKept(conn, key, dst, func(dst []byte) ([]byte, error) {
+		found := false
+		err := conn.Query(boundedCtx{ctx}, c.getSQL, []any{id}, func(row []any) (err error) {
+			found = true
+			dst, err = c.appendRow(dst, row)
+			return err
+		})
+		if err == nil && !found {
+			err = ErrNotFound
 		}
+		return dst, err
+	})
+}
+
+// readKept appends to dst the answer conn kept for key (readCache), or else what read appends, which
+// conn may then keep. key is only called when conn keeps answers.
+func (c *Collection) readKept(conn Conn, key func() string, dst []byte, read func(dst []byte) ([]byte, error)) ([]byte, error) {
+	rc, ok := conn.(readCache)
+	if !ok {
+		return read(dst)
+	}
+	k := key()
+	if b, ok := rc.cachedRead(c, k); ok {
+		return append(dst, b...), nil
 	}
 	start := len(dst)
-	found := false
-	err := conn.Query(boundedCtx{ctx}, c.getSQL, []any{id}, func(row []any) (err error) {
-		found = true
-		dst, err = c.appendRow(dst, row)
-		return err
-	})
-	if err != nil {
-		return dst, err
+	dst, err := read(dst)
+	if err == nil {
+		rc.keepRead(c, k, dst[start:])
 	}
-	if !found {
-		return dst, ErrNotFound
-	}
-	if rc != nil {
-		rc.keepRead(c, key, dst[start:])
-	}
-	return dst, nil
+	return dst, err
 }
 
 // Delete removes one record.
@@ -338,35 +345,24 @@ func (c *Collection) List(ctx context.Context, conn Conn, lq ListQuery) ([]Recor
 // ListJSON appends one page as the data API answers it, {"items": [...], "total": n}, to dst, written
 // straight from the stored rows.
 func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst []byte) ([]byte, error) {
-	rc, _ := conn.(readCache)
-	var key string
-	if rc != nil {
-		key = lq.key()
-		if b, ok := rc.cachedRead(c, key); ok {
-			return append(dst, b...), nil
+	return c.readKept(conn, lq.key, dst, func(dst []byte) ([]byte, error) {
+		dst = append(dst, `{"items":[`...)
+		first := true
+		total, err := c.list(ctx, conn, lq, func(row []any) (err error) {
+			if !first {
+				dst = append(dst, ',')
+			}
+			first = false
+			dst, err = c.appendRow(dst, row)
+			return err
+		})
+		if err != nil {
+			return dst, err
 		}
-	}
-	start := len(dst)
-	dst = append(dst, `{"items":[`...)
-	first := true
-	total, err := c.list(ctx, conn, lq, func(row []any) (err error) {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst, err = c.appendRow(dst, row)
-		return err
+		dst = append(dst, `],"total":`...)
+		dst = strconv.AppendInt(dst, total, 10)
+		return append(dst, '}'), nil
 	})
-	if err != nil {
-		return dst, err
-	}
-	dst = append(dst, `],"total":`...)
-	dst = strconv.AppendInt(dst, total, 10)
-	dst = append(dst, '}')
-	if rc != nil {
-		rc.keepRead(c, key, dst[start:])
-	}
-	return dst, nil
 }
 
 // list counts the records that match the filters and calls fn for each row of the page, both within
