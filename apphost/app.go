@@ -92,7 +92,10 @@ type app struct {
 	closed bool       // under sem: no request may open db (stopped, being changed or deleted)
 	// verified is under sem: the database's tables were checked against the accepted spec in this process.
 	verified bool
-	dbOpen   atomic.Bool
+	// sharers is under sem: how many connections of the runtime's own, besides db, use the app's
+	// SQLite file (a backup). While there are any, db does not hold its file locks (setDB).
+	sharers int
+	dbOpen  atomic.Bool
 
 	// wakeFailed is set when opening the database for a request failed (the app is then in error);
 	// the next request tries again, so a database that was briefly unreachable heals by itself.
@@ -263,11 +266,49 @@ func (a *app) ready(ctx context.Context) error {
 	return nil
 }
 
-// setDB makes c the app's open database; the caller holds sem.
+// setDB makes c the app's open database; the caller holds sem. Unless another connection shares the
+// file, c holds its locks on it (store.HoldLocks): nothing else may use an app's SQLite database
+// while the runtime has it open, and every request is cheaper for it. Should that fail, c works on,
+// taking its locks statement by statement.
 func (a *app) setDB(c store.Conn) {
 	a.db = c
 	a.dbOpen.Store(true)
 	a.rt.openDBs.Add(1)
+	if a.sharers == 0 {
+		a.holdLocks()
+	}
+}
+
+// holdLocks makes the app's connection hold its file's locks; the caller holds sem.
+func (a *app) holdLocks() {
+	if err := store.HoldLocks(context.Background(), a.db, true); err != nil {
+		a.log.Warn("cannot hold the locks of the app's database file: another program has it open; "+
+			"the app is served, a little slower, until it next wakes with the file to itself", "error", err)
+	}
+}
+
+// shareDB lets a connection other than the app's own use the app's SQLite file until the returned
+// function is called: the app's connection stops holding its locks meanwhile (setDB), and goes on
+// serving. It waits for the app's database like a request.
+func (a *app) shareDB(ctx context.Context) (unshare func(), err error) {
+	if err := a.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer a.release()
+	if a.db != nil {
+		if err := store.HoldLocks(ctx, a.db, false); err != nil {
+			return nil, err
+		}
+	}
+	a.sharers++
+	return func() {
+		_ = a.acquire(context.Background())
+		defer a.release()
+		a.sharers--
+		if a.sharers == 0 && a.db != nil {
+			a.holdLocks()
+		}
+	}, nil
 }
 
 // closeDB closes the database; the caller holds sem.

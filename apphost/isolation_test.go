@@ -110,10 +110,7 @@ func TestHibernation(t *testing.T) {
 	a, err = p.client.GetApp(t.Context(), "sleepy")
 	require.NoError(t, err)
 	assert.False(t, a.Stats.Hibernating)
-	require.Eventually(t, func() bool {
-		a, err := p.client.GetApp(t.Context(), "sleepy")
-		return err == nil && a.Stats.Hibernating && a.Status == api.StatusRunning
-	}, 5*time.Second, 50*time.Millisecond, "an idle app releases its database and stays running")
+	waitHibernating(t, p, "sleepy") // an idle app releases its database and stays running
 
 	start := time.Now()
 	assert.Equal(t, 1, listOf(t, p, "/apps/sleepy/api/customers", "").Total, "the next request wakes it, unseen")
@@ -207,10 +204,7 @@ func TestWakeFailureHealsWhenTheDatabaseReturns(t *testing.T) {
 	put(t, p, "fickle", appSpec(customers()))
 	put(t, p, "steady", appSpec(customers()))
 	create(t, p, "fickle", "customers", "", map[string]any{"name": "x"})
-	require.Eventually(t, func() bool {
-		a, err := p.client.GetApp(t.Context(), "fickle")
-		return err == nil && a.Stats.Hibernating
-	}, 5*time.Second, 20*time.Millisecond)
+	waitHibernating(t, p, "fickle")
 	db := filepath.Join(p.dataDir, "apps", "fickle", "app.db")
 	require.NoError(t, os.Rename(db, db+".away"))
 

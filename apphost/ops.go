@@ -705,7 +705,11 @@ func (rt *Runtime) backupApp(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	if driverOf(st.entry.Spec) == spec.DriverSQLite {
-		err = store.BackupSQLite(ctx, rt.appDBPath(name), tmp)
+		var unshare func()
+		if unshare, err = a.shareDB(ctx); err == nil {
+			err = store.BackupSQLite(ctx, rt.appDBPath(name), tmp)
+			unshare()
+		}
 	} else {
 		err = rt.backupPostgres(ctx, st, tmp)
 	}

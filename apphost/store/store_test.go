@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"strconv"
@@ -290,6 +291,71 @@ func TestListTotalIsRememberedUntilAWrite(t *testing.T) {
 	_, err = c.Exec(ctx, `DELETE FROM "t"`)
 	require.NoError(t, err)
 	assert.EqualValues(t, 0, total(ListQuery{}), "after any statement that may write")
+}
+
+// A connection that holds its locks keeps every other connection out of its file, of this process
+// or another, and takes them no more once it lets go; it reads and writes either way. It cannot take
+// them while another connection has the file open, and then says so and works on without.
+func TestHoldLocksKeepsOtherConnectionsOut(t *testing.T) {
+	ctx := t.Context()
+	path, c, _, coll := namesDB(t)
+	other, err := sql.Open("sqlite", path) // no busy timeout: a locked file fails at once
+	require.NoError(t, err)
+	defer other.Close()
+	other.SetMaxIdleConns(0) // an idle connection in WAL mode keeps the file open with a lock
+	count := func() (n int, err error) {
+		err = other.QueryRowContext(ctx, `SELECT count(*) FROM "t"`).Scan(&n)
+		return n, err
+	}
+	insert := func() error {
+		_, err := other.ExecContext(ctx, `INSERT INTO "t" ("name", "createdAt", "updatedAt") VALUES ('other', '', '')`)
+		return err
+	}
+	named := func(name string) int64 {
+		t.Helper()
+		_, n, err := coll.List(ctx, c, ListQuery{Limit: 1, Filters: []Filter{{Field: "name", Value: name}}})
+		require.NoError(t, err)
+		return n
+	}
+	_, err = coll.Create(ctx, c, map[string]any{"name": "a"})
+	require.NoError(t, err)
+	n, err := count()
+	require.NoError(t, err, "a connection opened by OpenSQLite takes its locks statement by statement")
+	assert.Equal(t, 1, n)
+
+	require.NoError(t, HoldLocks(ctx, c, true))
+	_, err = count()
+	require.Error(t, err, "the file is locked while c holds its locks")
+	assert.Contains(t, err.Error(), "SQLITE_BUSY")
+	require.Error(t, insert())
+	_, err = coll.Create(ctx, c, map[string]any{"name": "b"})
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, named("b"))
+
+	require.NoError(t, HoldLocks(ctx, c, false))
+	n, err = count()
+	require.NoError(t, err, "let go")
+	assert.Equal(t, 2, n)
+	require.NoError(t, insert())
+	assert.EqualValues(t, 1, named("other"), "c reads what another connection wrote")
+
+	// A connection that stays open, as another program's would, keeps c from taking the locks.
+	held, err := other.Conn(ctx)
+	require.NoError(t, err)
+	require.NoError(t, held.QueryRowContext(ctx, `SELECT count(*) FROM "t"`).Scan(&n))
+	err = HoldLocks(ctx, c, true)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "another connection has the database open")
+	_, err = coll.Create(ctx, c, map[string]any{"name": "c"})
+	require.NoError(t, err, "c works on without holding the locks")
+	require.NoError(t, held.QueryRowContext(ctx, `SELECT count(*) FROM "t"`).Scan(&n))
+	assert.Equal(t, 4, n)
+	require.NoError(t, held.Close())
+
+	require.NoError(t, HoldLocks(ctx, c, true), "once the other connection is gone")
+	_, err = count()
+	require.Error(t, err, "held again")
+	assert.EqualValues(t, 1, named("a"))
 }
 
 // Apps with the same collections share one compiled model while one of them holds it; different
