@@ -231,10 +231,11 @@ func HoldLocks(ctx context.Context, c Conn, on bool) error {
 	}
 	// SQLite takes the exclusive lock when the connection next writes; an empty write transaction
 	// takes it now, so that a failure shows here and not in a request.
+	// The statements are not kept prepared (execOnce): most apps never write.
 	_, err := s.Exec(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", holdLocksWait.Milliseconds()))
 	if err == nil {
-		if _, err = s.Exec(ctx, "BEGIN IMMEDIATE"); err == nil {
-			_, err = s.Exec(ctx, "COMMIT")
+		if err = s.execOnce(ctx, "BEGIN IMMEDIATE"); err == nil {
+			err = s.execOnce(ctx, "COMMIT")
 		}
 	}
 	_, rerr := s.Exec(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMsec))
@@ -432,9 +433,9 @@ func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64
 	switch {
 	case changesSchema(query):
 		s.dropStmts()
-		res, err = s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+		res, err = s.execUnprepared(ctx, query, args...)
 	case runsOnce(query):
-		res, err = s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+		res, err = s.execUnprepared(ctx, query, args...)
 	default:
 		var st sqliteStmt
 		if st, err = s.stmt(ctx, query); err == nil {
@@ -446,6 +447,18 @@ func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// execUnprepared runs a statement without keeping it prepared (see stmt).
+func (s *sqliteConn) execUnprepared(ctx context.Context, query string, args ...any) (driver.Result, error) {
+	return s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+}
+
+// execOnce is Exec of a statement that is not kept prepared.
+func (s *sqliteConn) execOnce(ctx context.Context, query string) error {
+	s.writes++
+	_, err := s.execUnprepared(ctx, query)
+	return err
 }
 
 func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn func(row []any) error) error {
