@@ -29,7 +29,11 @@ import (
 //   - in a running runtime, hands out a turn freed while requests wait only after the network was
 //     polled (pollBeforeDispatch), so a quiet app's request that arrived meanwhile competes for it;
 //     while apps contend, a request that finds a turn free waits for that poll too (arrive), which
-//     is what makes the order fair when the Go runtime has a single P and the handlers never block;
+//     is what makes the order fair when the Go runtime has a single P and the handlers never block.
+//     A turn waits for a poll only when the poll could change who goes next: while an app seen
+//     lately, that has used less than the first one waiting, has nothing waiting (couldComeFirst).
+//     A request that waits costs more than one that runs at once (it parks, and net/http's
+//     background read of its connection then reads and parks too);
 //   - bounds each app's queue (depth) and each wait (timeout); past either the request is refused,
 //     and the caller answers 503 with Retry-After;
 //   - takes the turn back from a handler that has run longer than overtime (a slow database, a held
@@ -63,6 +67,14 @@ const (
 	// app of BenchmarkFairShare 31 % of its throughput under the flood; at most one per 50 µs, 43 %.
 	// A quiet app's request that arrives just after a poll waits at most this long to be seen.
 	pollInterval = 50 * time.Microsecond
+	// A poll is needed only while an app that asked for a turn within contendWindow has no request
+	// waiting: its next one may be on its way. While every such app has one waiting, the fair order
+	// is known without a poll, and one is made only once per quietPollInterval, for an app that was
+	// not seen lately. Under BenchmarkFairShare's flood most polls were of that needless kind.
+	quietPollInterval = time.Millisecond
+	// maxRecent bounds the apps the scheduler remembers as having asked lately (scheduler.recent);
+	// past it, every freed turn may wait for a poll, as if one of them had nothing waiting.
+	maxRecent = 64
 )
 
 // defaultMaxRunning is the number of handlers that run at once over all apps unless configured: the
@@ -97,6 +109,10 @@ type scheduler struct {
 	lastArrival    *turnQueue
 	lastArrivalAt  int64
 	contendedUntil int64
+	// recent are the apps that asked for a turn within contendWindow, or a little longer (arrive,
+	// mayArrive); nil past maxRecent.
+	recent    []*turnQueue
+	tooRecent bool
 	// polledAt is when announced turns were last handed out: within pollInterval of it, a freed
 	// turn is handed out at once, since the network was polled a moment ago.
 	polledAt int64
@@ -128,6 +144,9 @@ type turnQueue struct {
 	running   bool  // a handler of the app holds (or held, if overdue) a turn
 	overdue   bool  // that handler ran past overtime and no longer counts against limit
 	startedAt int64 // when it was admitted, ns since epoch
+
+	arrivedAt int64 // when it last asked for a turn, ns since epoch
+	isRecent  bool  // it is in scheduler.recent
 }
 
 // waiter is one request waiting for a turn.
@@ -162,11 +181,14 @@ func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, err
 	}
 	var kick func() bool
 	switch {
-	case s.kicked: // the turn is handed out once the network was polled
-	case contended && s.running < s.limit && start-s.polledAt >= int64(pollInterval):
-		// A free turn, but other apps' requests may be on their way: they are read in the same
-		// poll as the announcement, and the turn goes to the app that has used the least.
-		s.kicked, kick = true, s.kick
+	case s.running >= s.limit:
+	case (contended || s.kicked) && s.waitForPoll(start):
+		// A free turn, but another app's request that would come first may be on its way: it is
+		// read in the same poll as the announcement, and the turn goes to the app that has used
+		// the least.
+		if !s.kicked {
+			s.kicked, kick = true, s.kick
+		}
 	default:
 		s.dispatch(start)
 	}
@@ -176,6 +198,12 @@ func (s *scheduler) admit(ctx context.Context, q *turnQueue) (time.Duration, err
 		s.afterPoll()
 	}
 
+	select {
+	case <-w.admitted: // admitted at once, in fair order among those waiting: no timer needed
+		s.waiters.Put(w)
+		return time.Duration(s.now() - start), nil
+	default:
+	}
 	t := time.NewTimer(s.timeout)
 	defer t.Stop()
 	select {
@@ -251,7 +279,7 @@ func (s *scheduler) finish(q *turnQueue, used bool) {
 		q.vt = max(q.vt, s.vclock)
 		heap.Push(&s.ready, q)
 	}
-	if kick := s.kick; kick != nil && len(s.ready) > 0 && (s.kicked || now-s.polledAt >= int64(pollInterval)) {
+	if kick := s.kick; kick != nil && len(s.ready) > 0 && s.waitForPoll(now) {
 		first := !s.kicked
 		s.kicked = true
 		s.mu.Unlock()
@@ -277,7 +305,71 @@ func (s *scheduler) arrive(q *turnQueue, now int64) bool {
 		s.contendedUntil = now + int64(contendHold)
 	}
 	s.lastArrival, s.lastArrivalAt = q, now
+	q.arrivedAt = now
+	if !q.isRecent && !s.tooRecent {
+		if len(s.recent) >= maxRecent {
+			for _, r := range s.recent {
+				r.isRecent = false
+			}
+			clear(s.recent)
+			s.recent = s.recent[:0]
+			s.tooRecent = true
+		} else {
+			q.isRecent = true
+			s.recent = append(s.recent, q)
+		}
+	}
 	return now < s.contendedUntil
+}
+
+// waitForPoll reports whether a free turn should go out only after a network poll (see
+// pollBeforeDispatch): when a poll is on its way, as long as a request it may bring could come first
+// (couldComeFirst); otherwise when one is due (pollDue). The caller holds mu, and ready is not empty.
+func (s *scheduler) waitForPoll(now int64) bool {
+	if s.kicked {
+		return s.couldComeFirst(now)
+	}
+	return s.pollDue(now)
+}
+
+// pollDue reports whether a free turn should wait for a network poll at now: at most once per
+// pollInterval, and only while a request of an app not yet waiting could come first
+// (couldComeFirst), or once per quietPollInterval for apps not seen lately. The caller holds mu, and
+// ready is not empty.
+func (s *scheduler) pollDue(now int64) bool {
+	since := now - s.polledAt
+	if since < int64(pollInterval) {
+		return false
+	}
+	return since >= int64(quietPollInterval) || s.couldComeFirst(now)
+}
+
+// couldComeFirst reports whether an app that asked for a turn lately but has nothing waiting or
+// running would, were its next request read now, come before the first app waiting: its next request
+// may be on its way. It forgets the apps that have not asked within contendWindow. The caller holds
+// mu, and ready is not empty.
+func (s *scheduler) couldComeFirst(now int64) bool {
+	if s.tooRecent { // too many apps to tell
+		if now-s.lastArrivalAt >= int64(contendWindow) {
+			s.tooRecent = false
+		}
+		return true
+	}
+	first := s.ready[0].vt
+	could := false
+	kept := s.recent[:0]
+	for _, q := range s.recent {
+		if now-q.arrivedAt >= int64(contendWindow) {
+			q.isRecent = false
+			continue
+		}
+		kept = append(kept, q)
+		// An app that had nothing waiting comes back at vclock (see admit).
+		could = could || (!q.running && len(q.waiters) == 0 && max(q.vt, s.vclock) < first)
+	}
+	clear(s.recent[len(kept):])
+	s.recent = kept
+	return could
 }
 
 // afterPoll hands out the turns announced by kick.

@@ -212,82 +212,153 @@ func TestSchedulerOvertimeFreesTheTurn(t *testing.T) {
 // afterPoll), so a quiet app's request that arrives in between competes for it: here b's one request
 // runs before a's second, which was already waiting when a's first finished. Handed out at once (as
 // when the announcement cannot be made), the turn would go to a's second.
+// pollRun is a schedRun whose scheduler announces freed turns (pollBeforeDispatch) to a dispatcher
+// that hands them out when told (poll), and counts the announcements.
+type pollRun struct {
+	*schedRun
+	kicks chan struct{}
+	n     int // announcements
+}
+
+func newPollRun(t *testing.T, announce bool) *pollRun {
+	p := &pollRun{schedRun: newSchedRun(t, 1, 10, time.Minute), kicks: make(chan struct{}, 1)}
+	p.s.kick = func() bool {
+		p.n++
+		if announce {
+			p.kicks <- struct{}{}
+		}
+		return announce
+	}
+	return p
+}
+
+// poll hands out the announced turn, as the dispatcher does after the network was polled.
+func (p *pollRun) poll() {
+	select {
+	case <-p.kicks:
+		p.s.afterPoll()
+	default:
+		p.t.Fatal("no turn was announced")
+	}
+	synctest.Wait()
+}
+
+// dispatch hands out every turn announced from now on at once, until stop is called.
+func (p *pollRun) dispatch() (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-p.kicks:
+				p.s.afterPoll()
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+const (
+	// Costs of the requests below: longer than pollInterval, well under quietPollInterval, so that
+	// only the apps seen lately decide whether a turn waits for a poll.
+	cheap = 60 * time.Microsecond
+	dear  = 100 * time.Microsecond
+)
+
+// A freed turn waits for the network poll while an app that asked lately, and has used less, has
+// nothing waiting: its next request may be on its way. Handed out at once, the turn would go to the
+// busy app's next request.
 func TestSchedulerPollBeforeDispatch(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		announce bool
 		want     string
 	}{
-		{"announced: the freed turn waits for the poll", true, "a b a a"},
-		{"not announced: the freed turn is handed out at once", false, "a a b a"},
+		{"announced: the freed turn waits for the poll", true, "b a b a a"},
+		{"not announced: the freed turn is handed out at once", false, "b a a b a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				r := newSchedRun(t, 1, 10, time.Minute)
-				kicks := make(chan struct{}, 1)
-				r.s.kick = func() bool {
-					if tc.announce {
-						kicks <- struct{}{}
-					}
-					return tc.announce
-				}
-				r.send(t.Context(), "a", 3, time.Millisecond)
-				time.Sleep(time.Millisecond) // a's first is done; its turn is announced, not given
+				p := newPollRun(t, tc.announce)
+				p.send(t.Context(), "b", 1, cheap)
+				time.Sleep(cheap) // b has used less than a will have, and has nothing waiting
+				p.send(t.Context(), "a", 3, dear)
+				time.Sleep(dear) // a's first is done; its turn is announced, not given
 				synctest.Wait()
-				r.send(t.Context(), "b", 1, time.Millisecond) // arrives before the poll
-				stop := make(chan struct{})
-				var wg sync.WaitGroup
-				wg.Go(func() { // the dispatcher: one afterPoll per announcement
-					for {
-						select {
-						case <-kicks:
-							r.s.afterPoll()
-						case <-stop:
-							return
-						}
-					}
-				})
-				assert.Equal(t, tc.want, r.admitted())
-				close(stop)
-				wg.Wait()
-				assert.Zero(t, r.s.running)
-				assert.False(t, r.s.kicked)
+				p.send(t.Context(), "b", 1, cheap) // arrives before the poll: it goes first
+				if tc.announce {
+					p.poll()
+				}
+				stop := p.dispatch()
+				assert.Equal(t, tc.want, p.admitted())
+				stop()
+				assert.Empty(t, p.errs)
+				// Once more when a's second is done: b, which has used less, has nothing waiting.
+				assert.Equal(t, 2, p.n)
+				assert.Zero(t, p.s.running)
+				assert.False(t, p.s.kicked)
 			})
 		})
 	}
 }
 
+// No turn waits for a poll when none could change who goes next: while every app seen lately has a
+// request waiting, or has used more than the app whose request is first in line.
+func TestSchedulerPollsOnlyWhenAnAppCouldComeFirst(t *testing.T) {
+	t.Run("every app has a request waiting", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := newPollRun(t, true)
+			p.send(t.Context(), "a", 3, dear)
+			p.send(t.Context(), "b", 3, dear)
+			assert.Equal(t, "a b a b a b", p.admitted())
+			assert.Zero(t, p.n, "no poll")
+		})
+	})
+	t.Run("the app with nothing waiting has used more", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			p := newPollRun(t, true)
+			p.send(t.Context(), "b", 1, 4*dear)
+			time.Sleep(4 * dear)
+			p.send(t.Context(), "a", 3, dear)
+			assert.Equal(t, "b a a a", p.admitted())
+			assert.Zero(t, p.n, "b would not come before a: no poll")
+		})
+	})
+}
+
 // An app alone on the runtime runs its requests at once. Once two apps ask for turns within
-// contendWindow of each other, a request that finds a turn free waits for the network poll too (the
-// other apps' requests may be on their way), until contendHold passes without contention.
+// contendWindow of each other, a request that finds a turn free waits for the network poll too while
+// the other app, which has used less, may send one, until contendHold passes without contention.
 func TestSchedulerContention(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := newSchedRun(t, 1, 10, time.Minute)
-		var kicks int
-		r.s.kick = func() bool { kicks++; return true }
+		p := newPollRun(t, true)
 		admitted := func() int {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return len(r.order)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return len(p.order)
 		}
 
-		r.send(t.Context(), "a", 1, time.Millisecond)
+		p.send(t.Context(), "b", 1, dear)
 		assert.Equal(t, 1, admitted(), "alone: at once")
-		r.wg.Wait()
-		time.Sleep(time.Millisecond)
-		r.send(t.Context(), "b", 1, time.Millisecond) // within contendWindow of a
-		assert.Equal(t, 1, admitted(), "contended: b waits for the poll although the turn is free")
-		assert.Equal(t, 1, kicks)
-		r.s.afterPoll()
-		synctest.Wait()
-		assert.Equal(t, 2, admitted())
-		r.wg.Wait()
+		p.wg.Wait()
+		p.send(t.Context(), "a", 1, cheap) // within contendWindow of b
+		assert.Equal(t, 2, admitted(), "a has used less than b: at once")
+		p.wg.Wait()
+		p.send(t.Context(), "b", 1, dear)
+		assert.Equal(t, 2, admitted(), "contended: b waits for the poll although the turn is free")
+		assert.Equal(t, 1, p.n)
+		p.poll()
+		assert.Equal(t, 3, admitted())
+		p.wg.Wait()
 
 		time.Sleep(contendHold)
-		r.send(t.Context(), "b", 1, time.Millisecond)
-		assert.Equal(t, 3, admitted(), "contention is over: at once again")
-		assert.Equal(t, "a b b", r.admitted())
-		assert.Zero(t, r.s.running)
+		p.send(t.Context(), "b", 1, dear)
+		assert.Equal(t, 4, admitted(), "contention is over: at once again")
+		assert.Equal(t, "b a b b", p.admitted())
+		assert.Equal(t, 1, p.n)
+		assert.Zero(t, p.s.running)
 	})
 }
 
