@@ -30,9 +30,11 @@ func pinning() (server, generator []string, how string) {
 }
 
 // BenchmarkFairShare measures app B (a page of 20, wrk with 4 connections) alone, then while app A
-// (no limits) is flooded by wrk with 64 connections, in one runtime. Goal: B keeps at least 40 % of
-// its throughput alone, and its p99 is at most 3 times its p99 alone. Issue figures before fair
-// admission, same method: 15,454 req/s alone, 871 (5.6 %) flooded; p99 1.94 -> 8.55 ms.
+// (no limits) is flooded by wrk with 64 connections, in one runtime, then alone again; "alone" is
+// the mean of the two runs alone, since one run on a busy or virtual machine can be a third off.
+// Goal: B keeps at least 40 % of its throughput alone, and its p99 is at most 3 times its p99 alone.
+// Issue figures before fair admission, same method: 15,454 req/s alone, 871 (5.6 %) flooded; p99
+// 1.94 -> 8.55 ms.
 //
 // It runs twice: with the runtime's defaults, under which a page asked for again is answered from
 // what the app kept of the last read ("kept"), and with --keep-answers=false, under which every
@@ -55,7 +57,7 @@ func BenchmarkFairShare(b *testing.B) {
 			rp.mustGet(b, bURL)
 			rp.data.CloseIdleConnections()
 
-			alone, err := runWrkOn(b.Context(), gen, wrk, bURL, 4, 1, each)
+			before, err := runWrkOn(b.Context(), gen, wrk, bURL, 4, 1, each)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -74,8 +76,17 @@ func BenchmarkFairShare(b *testing.B) {
 			if floodErr != nil {
 				b.Fatal(floodErr)
 			}
-			if shared.non2xx > 0 || alone.non2xx > 0 {
-				b.Fatalf("B got non-2xx answers: alone %d, flooded %d", alone.non2xx, shared.non2xx)
+			after, err := runWrkOn(b.Context(), gen, wrk, bURL, 4, 1, each)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n := before.non2xx + shared.non2xx + after.non2xx; n > 0 {
+				b.Fatalf("B got %d non-2xx answers", n)
+			}
+			alone := wrkResult{
+				reqPerSec: (before.reqPerSec + after.reqPerSec) / 2,
+				p50:       (before.p50 + after.p50) / 2,
+				p99:       (before.p99 + after.p99) / 2,
 			}
 			keep := shared.reqPerSec / alone.reqPerSec
 			tail := float64(shared.p99) / float64(alone.p99)
@@ -86,9 +97,9 @@ func BenchmarkFairShare(b *testing.B) {
 			b.ReportMetric(ms(alone.p99), "ms-p99-B-alone")
 			b.ReportMetric(ms(shared.p99), "ms-p99-B-flooded")
 			b.ReportMetric(tail, "ratio-p99")
-			b.Logf("%s: B alone: %.0f req/s, p50 %.2f ms, p99 %.2f ms; B while A is flooded by 64 connections: %.0f req/s (%.1f %% kept, goal >= 40 %%: %s), "+
+			b.Logf("%s: B alone: %.0f req/s (%.0f before the flood, %.0f after), p50 %.2f ms, p99 %.2f ms; B while A is flooded by 64 connections: %.0f req/s (%.1f %% kept, goal >= 40 %%: %s), "+
 				"p50 %.2f ms, p99 %.2f ms (%.2fx, goal <= 3x: %s); A answered %.0f req/s over 7 s, the first and last second alone (%d non-2xx); load average %s",
-				v.name, alone.reqPerSec, ms(alone.p50), ms(alone.p99), shared.reqPerSec, 100*keep, verdict(keep >= 0.4),
+				v.name, alone.reqPerSec, before.reqPerSec, after.reqPerSec, ms(alone.p50), ms(alone.p99), shared.reqPerSec, 100*keep, verdict(keep >= 0.4),
 				ms(shared.p50), ms(shared.p99), tail, verdict(tail <= 3), flood.reqPerSec, flood.non2xx, loadAverage())
 		})
 	}
