@@ -109,8 +109,9 @@ type scheduler struct {
 	lastArrival    *turnQueue
 	lastArrivalAt  int64
 	contendedUntil int64
-	// recent are the apps that asked for a turn within contendWindow, or a little longer (arrive,
-	// mayArrive); nil past maxRecent.
+	// recent are the apps that asked for a turn within contendWindow, or a little longer: they are
+	// forgotten when next looked at (arrive, couldComeFirst). When more than maxRecent asked, recent
+	// is emptied and tooRecent set until no app asked for contendWindow.
 	recent    []*turnQueue
 	tooRecent bool
 	// polledAt is when announced turns were last handed out: within pollInterval of it, a freed
@@ -324,8 +325,12 @@ func (s *scheduler) arrive(q *turnQueue, now int64) bool {
 
 // waitForPoll reports whether a free turn should go out only after a network poll (see
 // pollBeforeDispatch): when a poll is on its way, as long as a request it may bring could come first
-// (couldComeFirst); otherwise when one is due (pollDue). The caller holds mu, and ready is not empty.
+// (couldComeFirst); otherwise when one is due (pollDue). With no app waiting (an app's next request
+// waits for its running one), there is nothing to hand out either way. The caller holds mu.
 func (s *scheduler) waitForPoll(now int64) bool {
+	if len(s.ready) == 0 {
+		return false
+	}
 	if s.kicked {
 		return s.couldComeFirst(now)
 	}

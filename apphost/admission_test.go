@@ -328,6 +328,22 @@ func TestSchedulerPollsOnlyWhenAnAppCouldComeFirst(t *testing.T) {
 	})
 }
 
+// With turns to spare, an app's second request waits for its first (one handler per app) and asks
+// for no poll: there is no one waiting to hand a turn to.
+func TestSchedulerSecondRequestOfARunningApp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPollRun(t, true)
+		p.s.limit = 3
+		p.send(t.Context(), "b", 1, 3*dear)
+		p.send(t.Context(), "a", 1, 3*dear)
+		time.Sleep(cheap) // past pollInterval, both still running
+		p.send(t.Context(), "a", 1, dear)
+		assert.Equal(t, "b a a", p.admitted())
+		assert.Zero(t, p.n)
+		assert.Empty(t, p.errs)
+	})
+}
+
 // An app alone on the runtime runs its requests at once. Once two apps ask for turns within
 // contendWindow of each other, a request that finds a turn free waits for the network poll too while
 // the other app, which has used less, may send one, until contendHold passes without contention.
