@@ -4,13 +4,13 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// TestQueryStopsWhenContextEnds: a row iteration whose context ends stops at the next row, although
-// the driver only interrupts a statement's first step.
+// TestQueryStopsWhenContextEnds: a row iteration whose context ends stops at the next row.
 func TestQueryStopsWhenContextEnds(t *testing.T) {
 	c, err := OpenSQLite(filepath.Join(t.TempDir(), "a.db"), OpenOrCreate)
 	require.NoError(t, err)
@@ -35,4 +35,61 @@ func TestQueryStopsWhenContextEnds(t *testing.T) {
 	n := 0
 	require.NoError(t, c.Query(t.Context(), "SELECT count(*) FROM t", nil, func(r []any) error { n = int(asInt(r[0])); return nil }))
 	assert.Equal(t, 100000, n)
+}
+
+// A statement that runs long before its first row (a sort of every record) is interrupted when its
+// context ends, and the connection works on.
+func TestLongStatementIsInterrupted(t *testing.T) {
+	c, err := OpenSQLite(filepath.Join(t.TempDir(), "a.db"), OpenOrCreate)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = c.Query(ctx, `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 100000000)
+		SELECT x FROM n ORDER BY -x LIMIT 1`, nil, func([]any) error { return nil })
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 5*time.Second, "interrupted, not run to its end")
+	n := 0
+	require.NoError(t, c.Query(t.Context(), "SELECT 41 + 1", nil, func(r []any) error { n = int(asInt(r[0])); return nil }))
+	assert.Equal(t, 42, n)
+}
+
+// Values go into SQLite and come back as the store expects them: an empty string is text and an empty
+// blob a blob, not NULL; booleans are integers.
+func TestValuesRoundTrip(t *testing.T) {
+	ctx := t.Context()
+	c, err := OpenSQLite(filepath.Join(t.TempDir(), "a.db"), OpenOrCreate)
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Exec(ctx, `CREATE TABLE v (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT); CREATE TABLE w (x)`)
+	require.NoError(t, err, "a script of two statements")
+	for _, args := range [][]any{
+		{int64(-7), 2.5, "héllo \"x\"", []byte{0, 1, 2}, nil},
+		{true, float64(0), "", []byte{}, nil},
+		{42, 1e300, "a\x00b", []byte("z"), nil},
+	} {
+		_, err = c.Exec(ctx, `INSERT INTO v VALUES (?, ?, ?, ?, ?)`, args...)
+		require.NoError(t, err)
+	}
+	var got [][]any
+	require.NoError(t, c.Query(ctx, `SELECT i, r, s, b, n, typeof(s), typeof(b) FROM v ORDER BY rowid`, nil, func(r []any) error {
+		got = append(got, append([]any(nil), r...))
+		return nil
+	}))
+	assert.Equal(t, [][]any{
+		{int64(-7), 2.5, "héllo \"x\"", []byte{0, 1, 2}, nil, "text", "blob"},
+		{int64(1), float64(0), "", []byte{}, nil, "text", "blob"},
+		{int64(42), 1e300, "a\x00b", []byte("z"), nil, "text", "blob"},
+	}, got)
+
+	_, err = c.Exec(ctx, `INSERT INTO v (i) VALUES (?)`)
+	require.ErrorContains(t, err, "takes 1 parameters, 0 given")
+	_, err = c.Exec(ctx, `INSERT INTO v (i) VALUES (?)`, struct{}{})
+	require.ErrorContains(t, err, "cannot store a struct {} in SQLite")
+	_, err = c.Exec(ctx, `INSERT INTO nowhere VALUES (1)`)
+	require.ErrorContains(t, err, "no such table: nowhere")
+	code, ok := sqliteCode(err)
+	assert.True(t, ok)
+	assert.Equal(t, 1, code) // SQLITE_ERROR
 }

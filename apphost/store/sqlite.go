@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -58,8 +57,8 @@ func configureSQLite() {
 	})
 }
 
-// sqlitePragmas configure every connection, in this order (the driver's own DSN parameters would run
-// them sorted by name, switching to WAL before synchronous is set).
+// sqlitePragmas configure every connection, in this order (synchronous is set before the switch to
+// WAL).
 //
 // The database runs in WAL mode with synchronous=NORMAL. That is durable against the process being
 // killed: a commit returns only after its frames were written to the -wal file with write(2), so they
@@ -111,13 +110,13 @@ func OpenSQLite(path string, mode OpenMode) (Conn, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
-	c, err := openSQLite(path, sqlitePragmas(mode == CreateNew))
+	c, err := openSQLite(path, create, sqlitePragmas(mode == CreateNew))
 	if err != nil && mode != CreateNew && sharedMemoryFailed(err) {
 		// The write-ahead log's shared-memory index (the -shm file) could not be made, as on a full
 		// disk. With an exclusive lock the index lives in the process's memory instead, so the
 		// database can still be read (and written once there is space). Nothing else may open the
 		// file meanwhile, which the runtime, one per data dir and one connection per database, allows.
-		c, err = openSQLite(path, append([]string{"PRAGMA locking_mode = EXCLUSIVE"}, sqlitePragmas(false)...))
+		c, err = openSQLite(path, create, append([]string{"PRAGMA locking_mode = EXCLUSIVE"}, sqlitePragmas(false)...))
 		if err == nil {
 			c.heapIndex = true
 		}
@@ -128,8 +127,8 @@ func OpenSQLite(path string, mode OpenMode) (Conn, error) {
 	return c, nil
 }
 
-func openSQLite(path string, pragmas []string) (*sqliteConn, error) {
-	c, err := (&sqlite.Driver{}).Open(path)
+func openSQLite(path string, create bool, pragmas []string) (*sqliteConn, error) {
+	c, err := capiOpen(path, create)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
@@ -145,11 +144,11 @@ func openSQLite(path string, pragmas []string) (*sqliteConn, error) {
 
 // sharedMemoryFailed recognises a failure to create or grow the -shm file of a database in WAL mode.
 func sharedMemoryFailed(err error) bool {
-	var se *sqlite.Error
-	if !errors.As(err, &se) {
+	code, ok := sqliteCode(err)
+	if !ok {
 		return false
 	}
-	switch se.Code() {
+	switch code {
 	case sqlite3.SQLITE_IOERR_SHMOPEN, sqlite3.SQLITE_IOERR_SHMSIZE, sqlite3.SQLITE_IOERR_SHMMAP, sqlite3.SQLITE_FULL:
 		return true
 	}
@@ -157,14 +156,14 @@ func sharedMemoryFailed(err error) bool {
 }
 
 type sqliteConn struct {
-	c driver.Conn
+	c *capiConn
 	// heapIndex says the connection keeps the write-ahead log's index in its own memory, locked
 	// exclusively for good, because the -shm file could not be made (OpenSQLite).
 	heapIndex bool
 	// stmts are the prepared statements of this connection, by SQL text. Preparing (parsing and
 	// planning) cost as much CPU as running a short query; a collection uses a handful of statements
 	// over and over. Statements are dropped when the schema changes, and finalized on Close.
-	stmts map[string]sqliteStmt
+	stmts map[string]*capiStmt
 	// writes counts the statements run that may have changed the database; counts remembers the
 	// result of a count query and the value of writes when it was taken (see cachedCount).
 	writes uint64
@@ -333,13 +332,6 @@ func mayWrite(query string) bool {
 	return len(q) < 6 || !strings.EqualFold(q[:6], "SELECT")
 }
 
-// sqliteStmt is what the driver's prepared statements implement.
-type sqliteStmt interface {
-	driver.Stmt
-	driver.StmtExecContext
-	driver.StmtQueryContext
-}
-
 // maxStmts bounds the statements a connection keeps: its collections' reads and writes, the
 // transaction statements, and a few lists with filters or sorts. Each costs a few KiB of SQLite's
 // memory per open app; past the bound the cache starts over.
@@ -349,28 +341,23 @@ func (s *sqliteConn) Dialect() Dialect { return SQLite }
 
 func (s *sqliteConn) Close() error {
 	s.dropStmts()
-	return s.c.Close()
+	return s.c.close()
 }
 
 // stmt returns the prepared statement for query, preparing and keeping it when new.
-func (s *sqliteConn) stmt(ctx context.Context, query string) (sqliteStmt, error) {
+func (s *sqliteConn) stmt(query string) (*capiStmt, error) {
 	if st, ok := s.stmts[query]; ok {
 		return st, nil
 	}
-	ds, err := s.c.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+	st, err := s.c.prepareOne(query)
 	if err != nil {
 		return nil, err
-	}
-	st, ok := ds.(sqliteStmt)
-	if !ok {
-		_ = ds.Close()
-		return nil, fmt.Errorf("sqlite driver statement %T cannot take a context", ds)
 	}
 	if len(s.stmts) >= maxStmts {
 		s.dropStmts()
 	}
 	if s.stmts == nil {
-		s.stmts = make(map[string]sqliteStmt, 8)
+		s.stmts = make(map[string]*capiStmt, 8)
 	}
 	s.stmts[query] = st
 	return st, nil
@@ -378,7 +365,7 @@ func (s *sqliteConn) stmt(ctx context.Context, query string) (sqliteStmt, error)
 
 func (s *sqliteConn) dropStmts() {
 	for _, st := range s.stmts {
-		_ = st.Close()
+		st.finalize()
 	}
 	clear(s.stmts)
 }
@@ -403,123 +390,55 @@ func changesSchema(query string) bool {
 	return false
 }
 
-func namedArgs(args []any) []driver.NamedValue {
-	if len(args) == 0 {
-		return nil
-	}
-	nv := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		switch v := a.(type) {
-		case int:
-			a = int64(v)
-		case int32:
-			a = int64(v)
-		case bool:
-			if v {
-				a = int64(1)
-			} else {
-				a = int64(0)
-			}
-		}
-		nv[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
-	return nv
-}
-
 func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	s.writes++
-	var res driver.Result
-	var err error
 	switch {
 	case changesSchema(query):
 		s.dropStmts()
-		res, err = s.execUnprepared(ctx, query, args...)
+		return s.c.execScript(ctx, query, args)
 	case runsOnce(query):
-		res, err = s.execUnprepared(ctx, query, args...)
-	default:
-		var st sqliteStmt
-		if st, err = s.stmt(ctx, query); err == nil {
-			res, err = st.ExecContext(ctx, namedArgs(args))
-		}
+		return s.c.execScript(ctx, query, args)
 	}
+	st, err := s.stmt(query)
 	if err != nil {
 		return 0, err
 	}
-	n, _ := res.RowsAffected()
-	return n, nil
-}
-
-// execUnprepared runs a statement without keeping it prepared (see stmt).
-func (s *sqliteConn) execUnprepared(ctx context.Context, query string, args ...any) (driver.Result, error) {
-	return s.c.(driver.ExecerContext).ExecContext(ctx, query, namedArgs(args))
+	return st.exec(ctx, args)
 }
 
 // execOnce is Exec of a statement that is not kept prepared.
 func (s *sqliteConn) execOnce(ctx context.Context, query string) error {
 	s.writes++
-	_, err := s.execUnprepared(ctx, query)
+	_, err := s.c.execScript(ctx, query, nil)
 	return err
 }
 
+// Query runs query. A statement whose context is marked bounded (a lookup by id, an early page) cannot
+// run long: it is spared the goroutine that would interrupt it when ctx ends, and ctx is looked at
+// between rows only.
 func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn func(row []any) error) error {
 	if mayWrite(query) {
 		s.writes++
 	}
-	st, err := s.stmt(ctx, query)
+	st, err := s.stmt(query)
 	if err != nil {
 		return err
 	}
-	// The driver watches a cancellable context with a goroutine of its own for every statement, to
-	// interrupt a long step. A statement marked bounded (a lookup by id, an early page) cannot run
-	// long, so it is spared that; the loop below still checks ctx between rows.
-	driverCtx := ctx
-	if b, ok := ctx.(boundedCtx); ok {
-		driverCtx = context.WithoutCancel(b.Context)
-	}
-	rows, err := st.QueryContext(driverCtx, namedArgs(args))
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	dest := make([]driver.Value, len(rows.Columns()))
-	row := make([]any, len(dest))
-	// The driver interrupts a statement whose context ends only during its first step; the steps
-	// that follow are checked here, so a client that goes away stops a long iteration too.
-	done := ctx.Done()
-	for {
-		select {
-		case <-done:
-			return ctx.Err()
-		default:
-		}
-		if err := rows.Next(dest); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-		for i, v := range dest {
-			row[i] = v
-		}
-		if err := fn(row); err != nil {
-			return err
-		}
-	}
+	return st.run(ctx, args, make([]any, st.columns()), fn)
 }
 
 // sqliteFull recognises SQLITE_FULL (a write found the disk full).
 func sqliteFull(err error) bool {
-	var se *sqlite.Error
-	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
+	code, ok := sqliteCode(err)
+	return ok && code&0xff == sqlite3.SQLITE_FULL
 }
 
 // sqliteUnique recognises a UNIQUE constraint failure and names the column ("table.column" in SQLite's text).
 func sqliteUnique(err error) (collection, field string, ok bool) {
-	var se *sqlite.Error
-	if !errors.As(err, &se) || se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+	if code, ok := sqliteCode(err); !ok || code != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
 		return "", "", false
 	}
-	msg := se.Error()
+	msg := err.Error()
 	if i := strings.LastIndex(msg, "failed: "); i >= 0 {
 		msg = msg[i+len("failed: "):]
 		if j := strings.IndexAny(msg, " ,("); j >= 0 {
