@@ -131,8 +131,9 @@ func (c *capiConn) interruptOnDone(ctx context.Context) (stop func()) {
 
 // capiStmt is a prepared statement of a capiConn.
 type capiStmt struct {
-	c *capiConn
-	p uintptr // sqlite3_stmt*
+	c   *capiConn
+	p   uintptr // sqlite3_stmt*
+	row []any   // the row Query hands to its callback, reused
 }
 
 // prepare prepares the first statement of the C string sql and returns it with the rest of sql
@@ -330,8 +331,14 @@ func (st *capiStmt) run(ctx context.Context, args []any, row []any, fn func([]an
 	}
 }
 
-// columns is the number of columns of the statement's rows.
-func (st *capiStmt) columns() int { return int(sqlite3.Xsqlite3_column_count(st.c.tls, st.p)) }
+// rowBuffer is a row of the statement's width, reused from one run to the next: a statement is never
+// run again while it runs.
+func (st *capiStmt) rowBuffer() []any {
+	if st.row == nil {
+		st.row = make([]any, sqlite3.Xsqlite3_column_count(st.c.tls, st.p))
+	}
+	return st.row
+}
 
 // read reads the current row into row: int64, float64, string, []byte or nil for each column.
 func (st *capiStmt) read(row []any) error {

@@ -80,6 +80,7 @@ type countCache interface {
 // readCache is implemented by a connection that knows every write to its database, so that an answer
 // it keeps stays exact until its next write (sqliteConn).
 type readCache interface {
+	keepsReads() bool // whether it keeps any answer at all (KeepAnswers)
 	cachedRead(coll *Collection, key string) ([]byte, bool)
 	keepRead(coll *Collection, key string, body []byte)
 }

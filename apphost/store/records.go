@@ -256,24 +256,36 @@ func (c *Collection) Get(ctx context.Context, conn Conn, id int64) (Record, erro
 func (c *Collection) GetJSON(ctx context.Context, conn Conn, id int64, dst []byte) ([]byte, error) {
 	key := func() string { return string(strconv.AppendInt([]byte("get:"), id, 10)) }
 	return c.readKept(conn, key, dst, func(dst []byte) ([]byte, error) {
-		found := false
-		err := conn.Query(boundedCtx{ctx}, c.getSQL, []any{id}, func(row []any) (err error) {
-			found = true
-			dst, err = c.appendRow(dst, row)
-			return err
-		})
-		if err == nil && !found {
+		w := rowWriter{c: c, dst: dst}
+		err := conn.Query(boundedCtx{ctx}, c.getSQL, []any{id}, w.add)
+		if err == nil && w.rows == 0 {
 			err = ErrNotFound
 		}
-		return dst, err
+		return w.dst, err
 	})
+}
+
+// rowWriter appends the rows it is given to dst as JSON objects, separated by commas.
+type rowWriter struct {
+	c    *Collection
+	dst  []byte
+	rows int
+}
+
+func (w *rowWriter) add(row []any) (err error) {
+	if w.rows > 0 {
+		w.dst = append(w.dst, ',')
+	}
+	w.rows++
+	w.dst, err = w.c.appendRow(w.dst, row)
+	return err
 }
 
 // readKept appends to dst the answer conn kept for key (readCache), or else what read appends, which
 // conn may then keep. key is only called when conn keeps answers.
 func (c *Collection) readKept(conn Conn, key func() string, dst []byte, read func(dst []byte) ([]byte, error)) ([]byte, error) {
 	rc, ok := conn.(readCache)
-	if !ok {
+	if !ok || !rc.keepsReads() {
 		return read(dst)
 	}
 	k := key()
@@ -346,16 +358,9 @@ func (c *Collection) List(ctx context.Context, conn Conn, lq ListQuery) ([]Recor
 // straight from the stored rows.
 func (c *Collection) ListJSON(ctx context.Context, conn Conn, lq ListQuery, dst []byte) ([]byte, error) {
 	return c.readKept(conn, lq.key, dst, func(dst []byte) ([]byte, error) {
-		dst = append(dst, `{"items":[`...)
-		first := true
-		total, err := c.list(ctx, conn, lq, func(row []any) (err error) {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst, err = c.appendRow(dst, row)
-			return err
-		})
+		w := rowWriter{c: c, dst: append(dst, `{"items":[`...)}
+		total, err := c.list(ctx, conn, lq, w.add)
+		dst = w.dst
 		if err != nil {
 			return dst, err
 		}

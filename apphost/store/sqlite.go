@@ -257,6 +257,8 @@ func (s *sqliteConn) lockingMode(ctx context.Context, mode string) error {
 	return s.Query(ctx, "SELECT count(*) FROM sqlite_master", nil, func([]any) error { return nil })
 }
 
+func (s *sqliteConn) keepsReads() bool { return s.keptLimit > 0 }
+
 // cachedRead returns the answer kept for key, read from coll, if no statement that may write has run
 // since it was read. Like cachedCount, it is exact because the connection is its database's only
 // writer; a new model (coll) or a reopened database (a new connection) starts afresh.
@@ -424,7 +426,10 @@ func (s *sqliteConn) Query(ctx context.Context, query string, args []any, fn fun
 	if err != nil {
 		return err
 	}
-	return st.run(ctx, args, make([]any, st.columns()), fn)
+	row := st.rowBuffer()
+	err = st.run(ctx, args, row, fn)
+	clear(row) // keeps no value of the last row alive
+	return err
 }
 
 // sqliteFull recognises SQLITE_FULL (a write found the disk full).
