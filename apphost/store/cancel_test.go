@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -92,4 +93,17 @@ func TestValuesRoundTrip(t *testing.T) {
 	code, ok := sqliteCode(err)
 	assert.True(t, ok)
 	assert.Equal(t, 1, code) // SQLITE_ERROR
+}
+
+// A database that cannot be opened is an error naming why, not a crash, and nothing is created.
+func TestOpenFailures(t *testing.T) {
+	dir := t.TempDir()
+	_, err := OpenSQLite(filepath.Join(dir, "no", "such", "dir", "a.db"), OpenOrCreate)
+	require.ErrorContains(t, err, "unable to open database file")
+	_, err = OpenSQLite(filepath.Join(dir, "missing.db"), OpenExisting)
+	require.Error(t, err)
+	assert.NoFileExists(t, filepath.Join(dir, "missing.db"))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "junk.db"), []byte("not a database, not at all, but long enough to look"), 0o600))
+	_, err = OpenSQLite(filepath.Join(dir, "junk.db"), OpenExisting)
+	require.ErrorContains(t, err, "file is not a database")
 }

@@ -51,10 +51,18 @@ func sqliteCode(err error) (int, bool) {
 // capiOpen opens the database file at path, creating it when create is true.
 func capiOpen(path string, create bool) (*capiConn, error) {
 	c := &capiConn{tls: libc.NewTLS()}
+	if err := c.open(path, create); err != nil {
+		_ = c.close()
+		return nil, err
+	}
+	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
+	return c, nil
+}
+
+func (c *capiConn) open(path string, create bool) error {
 	cpath, err := libc.CString(path)
 	if err != nil {
-		c.tls.Close()
-		return nil, err
+		return err
 	}
 	defer libc.Xfree(c.tls, cpath)
 	out := c.tls.Alloc(8)
@@ -66,12 +74,9 @@ func capiOpen(path string, create bool) (*capiConn, error) {
 	rc := sqlite3.Xsqlite3_open_v2(c.tls, cpath, out, flags, 0)
 	c.db = libc.AssignAddPtrUintptr(out, 0) // *out: SQLite may return a handle even on failure
 	if rc != sqlite3.SQLITE_OK {
-		err := c.err(rc)
-		_ = c.close()
-		return nil, err
+		return c.err(rc)
 	}
-	sqlite3.Xsqlite3_extended_result_codes(c.tls, c.db, 1)
-	return c, nil
+	return nil
 }
 
 // close closes the connection; its statements must have been finalized.
