@@ -36,18 +36,30 @@ func TestStatusPageInChromium(t *testing.T) {
 	ctx, cancelTimeout := context.WithTimeout(ctx, waitLong)
 	defer cancelTimeout()
 
+	// text reads an element's text. The page refreshes itself by replacing its content, so a node
+	// found a moment ago may be gone when its text is asked for ("No node with given id found"):
+	// that read is tried again.
+	text := func(selector string) string {
+		t.Helper()
+		deadline := time.Now().Add(waitLong)
+		for {
+			s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(selector)))
+			if err == nil {
+				return s
+			}
+			require.True(t, time.Now().Before(deadline), "read %s: %v", selector, err)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(w.url("/"))))
-	apps, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#apps")))
-	require.NoError(t, err)
+	apps := text("#apps")
 	assert.Contains(t, apps, "crm")
 	assert.Contains(t, apps, "shop")
-	applied, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#applied")))
-	require.NoError(t, err)
+	applied := text("#applied")
 	assert.Contains(t, applied, c1[:12])
 	assert.Contains(t, applied, "two apps")
-	health, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#health")))
-	require.NoError(t, err)
-	assert.Equal(t, "synced", strings.TrimSpace(health))
+	assert.Equal(t, "synced", strings.TrimSpace(text("#health")))
 
 	// A push: the page, which refreshes itself, shows the new commit and the new app without being
 	// navigated again.
@@ -55,20 +67,15 @@ func TestStatusPageInChromium(t *testing.T) {
 	c2 := repo.commit("a third app", files)
 	deadline := time.Now().Add(waitLong)
 	for {
-		applied, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#applied")))
-		require.NoError(t, err)
+		applied = text("#applied")
 		if strings.Contains(applied, c2[:12]) {
 			break
 		}
 		require.True(t, time.Now().Before(deadline), "the page still shows %q", applied)
 		time.Sleep(250 * time.Millisecond)
 	}
-	apps, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#apps")))
-	require.NoError(t, err)
-	assert.Contains(t, apps, "wiki")
-	plan, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#plan")))
-	require.NoError(t, err)
-	assert.Contains(t, plan, "+ app.wiki")
+	assert.Contains(t, text("#apps"), "wiki")
+	assert.Contains(t, text("#plan"), "+ app.wiki")
 
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	require.NoError(t, err)
