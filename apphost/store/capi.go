@@ -14,7 +14,7 @@ import (
 // capiConn is a connection to an SQLite database through SQLite's C API (modernc.org/sqlite/lib, the
 // same SQLite the driver runs), opened without SQLite's mutex per connection. The driver opens every
 // connection serialized (SQLITE_OPEN_FULLMUTEX) and offers no other way: SQLite then takes and
-// releases that mutex on every call, twice for every column read, which was two thirds of the cost of
+// releases that mutex on every call, twice for every column read, which was three fifths of the cost of
 // reading a page of 20 records (BenchmarkSQLitePageRead). A capiConn, like every Conn, is used by one
 // goroutine at a time (the app lets one request at a time use its connection), which is what SQLite
 // asks of a connection without its mutex; SQLite's own global state keeps its mutexes.
