@@ -280,7 +280,7 @@ func (s *scheduler) finish(q *turnQueue, used bool) {
 		q.vt = max(q.vt, s.vclock)
 		heap.Push(&s.ready, q)
 	}
-	if kick := s.kick; kick != nil && len(s.ready) > 0 && s.waitForPoll(now) {
+	if kick := s.kick; kick != nil && s.waitForPoll(now) {
 		first := !s.kicked
 		s.kicked = true
 		s.mu.Unlock()

@@ -238,9 +238,9 @@ func (st *capiStmt) bind(args []any) error {
 		case float64:
 			rc = sqlite3.Xsqlite3_bind_double(tls, st.p, pos, v)
 		case string:
-			rc = st.bindBytes(pos, []byte(v), true)
+			rc = bindBytes(st, pos, v, true)
 		case []byte:
-			rc = st.bindBytes(pos, v, false)
+			rc = bindBytes(st, pos, v, false)
 		default:
 			return fmt.Errorf("cannot store a %T in SQLite", a)
 		}
@@ -251,8 +251,9 @@ func (st *capiStmt) bind(args []any) error {
 	return nil
 }
 
-// bindBytes binds b as text or as a blob; SQLite copies it.
-func (st *capiStmt) bindBytes(pos int32, b []byte, text bool) int32 {
+// bindBytes binds b as text or as a blob; SQLite copies it. b is copied once, into C memory: a string
+// is not made a []byte first.
+func bindBytes[T string | []byte](st *capiStmt, pos int32, b T, text bool) int32 {
 	tls := st.c.tls
 	if len(b) == 0 {
 		if text {

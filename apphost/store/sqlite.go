@@ -329,9 +329,17 @@ func (s *sqliteConn) keepCount(query string, n int64) {
 }
 
 // mayWrite reports whether a statement may change the database: anything but a SELECT.
-func mayWrite(query string) bool {
+func mayWrite(query string) bool { return !startsWith(query, "SELECT") }
+
+// startsWith reports whether query's first word is one of verbs (in any case).
+func startsWith(query string, verbs ...string) bool {
 	q := strings.TrimLeft(query, " \t\n")
-	return len(q) < 6 || !strings.EqualFold(q[:6], "SELECT")
+	for _, verb := range verbs {
+		if len(q) >= len(verb) && strings.EqualFold(q[:len(verb)], verb) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxStmts bounds the statements a connection keeps: its collections' reads and writes, the
@@ -374,30 +382,19 @@ func (s *sqliteConn) dropStmts() {
 
 // runsOnce reports whether a statement is one a connection runs once (the PRAGMAs of opening it):
 // keeping it prepared would cost memory in every open app for nothing.
-func runsOnce(query string) bool {
-	q := strings.TrimLeft(query, " \t\n")
-	return len(q) >= 6 && strings.EqualFold(q[:6], "PRAGMA")
-}
+func runsOnce(query string) bool { return startsWith(query, "PRAGMA") }
 
 // changesSchema reports whether a statement creates, alters or drops something. SQLite re-prepares a
 // kept statement by itself when the schema changed under it, but one that names a dropped table or
 // column would then fail for good; dropping them all keeps the cache to statements that still work.
-func changesSchema(query string) bool {
-	q := strings.TrimLeft(query, " \t\n")
-	for _, verb := range []string{"CREATE", "ALTER", "DROP"} {
-		if len(q) >= len(verb) && strings.EqualFold(q[:len(verb)], verb) {
-			return true
-		}
-	}
-	return false
-}
+func changesSchema(query string) bool { return startsWith(query, "CREATE", "ALTER", "DROP") }
 
 func (s *sqliteConn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
 	s.writes++
 	switch {
 	case changesSchema(query):
 		s.dropStmts()
-		return s.c.execScript(ctx, query, args)
+		fallthrough
 	case runsOnce(query):
 		return s.c.execScript(ctx, query, args)
 	}
